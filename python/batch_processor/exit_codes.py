@@ -1,0 +1,16 @@
+"""Process exit codes, documented in every command's --help."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    FAILED = 1  # the run failed; nothing was committed
+    USAGE = 2  # bad arguments or configuration
+    COMPLETED_WITH_REJECTS = 3  # the run finished, but some input files or rows were set aside
+
+
+EXIT_CODES_HELP = (
+    "exit codes: 0 ok; 3 completed, but some input files or rows were rejected (see the "
+    "inventory/report); 1 failed, nothing committed; 2 usage or configuration error"
+)

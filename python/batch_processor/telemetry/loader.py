@@ -1,0 +1,338 @@
+"""Register a batch of raw telemetry CSVs in DuckDB, one file at a time, isolating bad ones.
+
+Python only decides what to read and records the outcome; DuckDB reads each file directly
+(no DataFrames), keeps row-level rejects, and the per-file counts are computed in SQL once
+for the whole batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+
+import duckdb
+
+from batch_processor.config import TelemetryConfig
+from batch_processor.db import connect
+from batch_processor.progress import track
+from batch_processor.telemetry.discover import discover_files
+from batch_processor.telemetry.probe import ProbeRejection, ProbeResult, probe_file
+from batch_processor.telemetry.raw_tables import RAW_SCHEMA, clear_raw_tables, ensure_raw_tables
+from batch_processor.telemetry.sites import Site, SiteRegistry
+
+log = logging.getLogger(__name__)
+
+_REJECTS_TABLE = "csv_reject_errors"
+_REJECTS_SCAN = "csv_reject_scans"
+
+# One statement reads a whole file: typed as text (typing is dbt's job), no sniffing, rejects
+# kept, then unnested to one row per cell (blank cells kept as NULL). Columns are named c0..cN so that no name from the
+# file ever appears in SQL text; the real names travel as a bound list parameter.
+_READ_FILE_SQL = f"""
+insert into {RAW_SCHEMA}.readings (file_id, source_line, raw_timestamp, raw_column, raw_value)
+select
+    $file_id,
+    ordinality + $header_line,
+    raw_timestamp,
+    list_extract($names, cell.idx + 1),
+    cell.val
+from (
+    select ordinality, c{{ts}} as raw_timestamp, unnest([{{cells}}]) as cell
+    from read_csv(
+        $path,
+        header = true,
+        skip = $skip,
+        auto_detect = false,
+        columns = $columns,
+        delim = $delimiter,
+        quote = '"',
+        escape = '"',
+        store_rejects = true,
+        rejects_table = '{_REJECTS_TABLE}',
+        rejects_scan = '{_REJECTS_SCAN}'
+    ) with ordinality
+)
+"""
+
+_COPY_REJECTS_SQL = f"""
+insert into {RAW_SCHEMA}.rejected_rows
+select
+    $file_id,
+    line,
+    list_extract($names, cast(substr(column_name, 2) as integer) + 1),
+    error_type,
+    csv_line,
+    error_message
+from temp.{_REJECTS_TABLE}
+"""
+
+_INSERT_FILE_SQL = f"""
+insert into {RAW_SCHEMA}.files values (
+    $batch_id, $file_id, $path, $relative_path, $site_id, $size_bytes, $sha256, $modified_at,
+    $status, $reason, $header_line, $column_names, $timestamp_column, null, null, now()
+)
+"""
+
+# Per-file counts and the whole-file reject rule, for the whole batch at once.
+_FINISH_BATCH_STATEMENTS = [
+    f"""
+-- DuckDB numbers accepted rows; shift each row past the rejected lines before it so that
+-- source_line is the physical line (exact unless blank lines or quoted newlines precede it).
+update {RAW_SCHEMA}.readings as r
+set source_line = r.source_line + shift.n
+from (
+    select rd.file_id, rd.source_line, count(*) as n
+    from (select distinct file_id, source_line from {RAW_SCHEMA}.readings) as rd
+    inner join (
+        select file_id, line, row_number() over (partition by file_id order by line) as rank
+        from (select distinct file_id, line from {RAW_SCHEMA}.rejected_rows where line is not null)
+    ) as rj
+        on rd.file_id = rj.file_id and rj.line - rj.rank < rd.source_line
+    group by all
+) as shift
+where r.file_id = shift.file_id and r.source_line = shift.source_line
+""",
+    f"""
+update {RAW_SCHEMA}.files as f
+set rows_read = coalesce(c.rows_read, 0), rows_rejected = coalesce(c.rows_rejected, 0)
+from (
+    select f2.file_id,
+        (select count(distinct source_line) from {RAW_SCHEMA}.readings r
+         where r.file_id = f2.file_id) as rows_read,
+        (select count(distinct coalesce(line, -1)) from {RAW_SCHEMA}.rejected_rows j
+         where j.file_id = f2.file_id) as rows_rejected
+    from {RAW_SCHEMA}.files f2
+    where f2.status = 'loaded'
+) as c
+where f.file_id = c.file_id
+""",
+    f"""
+update {RAW_SCHEMA}.files
+set status = 'rejected',
+    reason = case
+        when rows_read = 0 and rows_rejected = 0 then 'no data rows'
+        else format('{{}} of {{}} data rows rejected (more than {{}} %): the file is set aside',
+                    rows_rejected, rows_read + rows_rejected, round($max_reject_ratio * 100, 1))
+    end
+where status = 'loaded'
+  and (rows_read = 0 or rows_rejected > $max_reject_ratio * (rows_read + rows_rejected))
+""",
+    f"""
+update {RAW_SCHEMA}.files
+set status = 'partial',
+    reason = format('{{}} row(s) rejected; see telemetry_raw.rejected_rows', rows_rejected)
+where status = 'loaded' and rows_rejected > 0
+""",
+    f"""
+delete from {RAW_SCHEMA}.readings
+where file_id in (select file_id from {RAW_SCHEMA}.files where status = 'rejected')
+""",
+]
+
+
+@dataclass
+class LoadSummary:
+    """What a load did, by file status, for the CLI and the batch report."""
+
+    batch_id: str
+    files_total: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    rows_read: int = 0
+    rows_rejected: int = 0
+    set_aside: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
+    seconds: float = 0.0
+
+    @property
+    def has_rejects(self) -> bool:
+        return bool(self.set_aside) or self.rows_rejected > 0
+
+
+def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(chunk_size):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def first_error_line(exc: BaseException) -> str:
+    """DuckDB errors run to many lines of advice; keep the ones that say what and where."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    keep = [lines[0]] if lines else [type(exc).__name__]
+    keep += [line for line in lines[1:] if line.startswith(("Original Line", "CSV Error on Line"))]
+    return " | ".join(keep)[:500]
+
+
+class TelemetryLoader:
+    """Loads one batch into the ``telemetry_raw`` tables."""
+
+    def __init__(self, config: TelemetryConfig, batch_id: str) -> None:
+        self.config = config
+        self.batch_id = batch_id
+        self.registry = SiteRegistry.from_seed(config.sites_seed)
+
+    def load(self, input_dir: Path, *, only_site: str | None = None) -> LoadSummary:
+        started = time.monotonic()
+        files = discover_files(input_dir, self.config.input_pattern)
+        log.info("found %d file(s) matching %r under %s", len(files), self.config.input_pattern, input_dir)
+        con = connect(
+            self.config.warehouse_path,
+            memory_limit_mb=self.config.memory_limit_mb,
+            temp_directory=self.config.spill_directory,
+        )
+        try:
+            ensure_raw_tables(con)
+            clear_raw_tables(con)
+            json_logs = self.config.log_format == "json"
+            for file_id, (path, relative) in enumerate(
+                track(files, len(files), "loading files", json_logs=json_logs), start=1
+            ):
+                self._load_one(con, file_id, path, relative, only_site)
+            self._finish_batch(con)
+            summary = self._summarize(con)
+        finally:
+            con.close()
+        summary.seconds = time.monotonic() - started
+        return summary
+
+    def _load_one(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        file_id: int,
+        path: Path,
+        relative: PurePosixPath,
+        only_site: str | None,
+    ) -> None:
+        stat = path.stat()
+        record: dict[str, object] = {
+            "batch_id": self.batch_id,
+            "file_id": file_id,
+            "path": str(path),
+            "relative_path": str(relative),
+            "site_id": None,
+            "size_bytes": stat.st_size,
+            "sha256": sha256_of(path),
+            "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            "status": "rejected",
+            "reason": None,
+            "header_line": None,
+            "column_names": None,
+            "timestamp_column": None,
+        }
+        site = self.registry.resolve(relative)
+        if site is None:
+            record["reason"] = (
+                "cannot tell the site: no folder is named after a site and the file name matches "
+                f"no site's file_name_pattern (sites: {', '.join(self.registry.site_ids)})"
+            )
+            self._record(con, record, path)
+            return
+        record["site_id"] = site.site_id
+        if only_site is not None and site.site_id != only_site:
+            record["status"], record["reason"] = "skipped", f"not selected (--site {only_site})"
+            self._record(con, record, path)
+            return
+        try:
+            probe = probe_file(path, delimiter=site.csv_delimiter, timestamp_column=site.timestamp_column)
+        except ProbeRejection as exc:
+            record["reason"] = str(exc)
+            self._record(con, record, path)
+            return
+        except OSError as exc:
+            record["reason"] = f"cannot read the file: {exc.strerror or exc}"
+            self._record(con, record, path)
+            return
+        record.update(
+            header_line=probe.header_line,
+            column_names=list(probe.column_names),
+            timestamp_column=site.timestamp_column,
+        )
+        try:
+            self._read(con, file_id, path, site, probe)
+        except duckdb.Error as exc:
+            con.execute("rollback")
+            record["reason"] = f"unreadable CSV: {first_error_line(exc)}"
+            self._record(con, record, path)
+            return
+        record["status"] = "loaded"
+        self._record(con, record, path)
+        con.execute("commit")
+
+    def _finish_batch(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute("begin transaction")
+        for statement in _FINISH_BATCH_STATEMENTS:
+            params = {"max_reject_ratio": self.config.max_reject_ratio}
+            con.execute(statement, params if "$max_reject_ratio" in statement else None)
+        con.execute("commit")
+
+    def _read(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        file_id: int,
+        path: Path,
+        site: Site,
+        probe: ProbeResult,
+    ) -> None:
+        """Insert the file's cells and its rejected rows; leaves the transaction open."""
+        names = list(probe.column_names)
+        con.execute(f"drop table if exists temp.{_REJECTS_TABLE}")
+        con.execute(f"drop table if exists temp.{_REJECTS_SCAN}")
+        con.execute("begin transaction")
+        con.execute(
+            _READ_FILE_SQL.format(
+                ts=probe.timestamp_index,
+                cells=", ".join(
+                    f"{{'idx': {i}, 'val': c{i}}}"
+                    for i in range(len(names))
+                    if i != probe.timestamp_index
+                ),
+            ),
+            {
+                "file_id": file_id,
+                "header_line": probe.header_line,
+                "names": names,
+                "path": str(path),
+                "skip": probe.header_line - 1,
+                "columns": {f"c{i}": "VARCHAR" for i in range(len(names))},
+                "delimiter": site.csv_delimiter,
+            },
+        )
+        con.execute(_COPY_REJECTS_SQL, {"file_id": file_id, "names": names})
+
+    def _record(self, con: duckdb.DuckDBPyConnection, record: dict[str, object], path: Path) -> None:
+        con.execute(_INSERT_FILE_SQL, record)
+        if record["status"] != "loaded":
+            log.warning(
+                "%s: %s: %s",
+                record["status"],
+                path,
+                record["reason"],
+                extra={"file": str(path), "status": record["status"], "reason": record["reason"]},
+            )
+
+    def _summarize(self, con: duckdb.DuckDBPyConnection) -> LoadSummary:
+        summary = LoadSummary(batch_id=self.batch_id)
+        for status, count, rows_read, rows_rejected in con.execute(
+            f"""
+            select status, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0)
+            from {RAW_SCHEMA}.files group by status order by status
+            """
+        ).fetchall():
+            summary.by_status[status] = count
+            summary.files_total += count
+            summary.rows_read += rows_read
+            summary.rows_rejected += rows_rejected
+        summary.set_aside = [
+            (rel, reason)
+            for rel, reason in con.execute(
+                f"""
+                select relative_path, reason from {RAW_SCHEMA}.files
+                where status in ('rejected', 'partial') order by relative_path
+                """
+            ).fetchall()
+        ]
+        return summary
