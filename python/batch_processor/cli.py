@@ -12,6 +12,7 @@ from batch_processor.config import load_telemetry_config
 from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
 from batch_processor.logs import configure_logging
+from batch_processor.telemetry.loader import LoadSummary
 
 log = logging.getLogger("batch_processor")
 
@@ -42,17 +43,34 @@ def _telemetry_run(args: argparse.Namespace) -> int:
         args.config, warehouse_path=args.warehouse, log_format=args.log_format
     )
     result = run_telemetry(config, args.input, args.output, only_site=args.site)
-    load = result.load
-    statuses = ", ".join(f"{count} {status}" for status, count in sorted(load.by_status.items()))
     print(f"batch {result.batch_id}")
+    _print_load_summary(result.load)
+    print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
+    print(f"  warehouse: {config.warehouse_path}")
+    print(f"  dbt artifacts: {result.dbt.target_path}")
+    return result.exit_code
+
+
+def _telemetry_load(args: argparse.Namespace) -> int:
+    import uuid
+
+    from batch_processor.telemetry.loader import TelemetryLoader
+
+    config = load_telemetry_config(
+        args.config, warehouse_path=args.warehouse, log_format=args.log_format
+    )
+    summary = TelemetryLoader(config, str(uuid.uuid4())).load(args.input, only_site=args.site)
+    _print_load_summary(summary)
+    print(f"  warehouse: {config.warehouse_path} (now run: dbt build)")
+    return ExitCode.COMPLETED_WITH_REJECTS if summary.has_rejects else ExitCode.OK
+
+
+def _print_load_summary(load: LoadSummary) -> None:
+    statuses = ", ".join(f"{count} {status}" for status, count in sorted(load.by_status.items()))
     print(f"  files: {load.files_total} ({statuses})")
     print(f"  rows read: {load.rows_read:,}; rows rejected: {load.rows_rejected:,}")
     for relative, reason in load.set_aside:
         print(f"  set aside / partial: {relative}: {reason}")
-    print(f"  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-    print(f"  warehouse: {config.warehouse_path}")
-    print(f"  dbt artifacts: {result.dbt.target_path}")
-    return result.exit_code
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,8 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Batch ETL on DuckDB and dbt.",
         epilog=EXIT_CODES_HELP,
     )
-    parser.add_argument("--log-format", choices=["text", "json"], default="text",
-                        help="text lines for people, one JSON object a line for machines")
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="text lines for people, one JSON object a line for machines",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     domains = parser.add_subparsers(dest="domain", required=True)
 
@@ -70,30 +92,52 @@ def build_parser() -> argparse.ArgumentParser:
     commands = telemetry.add_subparsers(dest="command", required=True)
 
     gen = commands.add_parser(
-        "generate", help="write demo CSVs with injected faults and a ground-truth file",
+        "generate",
+        help="write demo CSVs with injected faults and a ground-truth file",
         epilog=EXIT_CODES_HELP,
     )
     gen.add_argument("--out", type=Path, required=True, help="folder to write into")
     gen.add_argument("--sites", type=int, default=2, help="number of sites (from the sites seed)")
     gen.add_argument("--days", type=int, default=2, help="days of data per site")
     gen.add_argument("--seed", type=int, default=42, help="random seed; same seed, same files")
-    gen.add_argument("--interval-minutes", type=int, choices=[1, 5], default=None,
-                     help="raw logging interval (default: each site's raw_interval_s)")
+    gen.add_argument(
+        "--interval-minutes",
+        type=int,
+        choices=[1, 5],
+        default=None,
+        help="raw logging interval (default: each site's raw_interval_s)",
+    )
     gen.add_argument("--files-per-day", type=int, default=4, help="files per site and day")
     gen.add_argument("--no-malformed", action="store_true", help="do not add malformed files")
     gen.set_defaults(handler=_telemetry_generate)
 
     run = commands.add_parser(
-        "run", help="load a folder of raw CSVs and build the telemetry models",
+        "run",
+        help="load a folder of raw CSVs and build the telemetry models",
         epilog=EXIT_CODES_HELP,
     )
     run.add_argument("--input", type=Path, required=True, help="folder of raw CSVs (read only)")
     run.add_argument("--output", type=Path, required=True, help="output folder")
     run.add_argument("--config", type=Path, default=None, help="TOML config file ([telemetry])")
     run.add_argument("--site", default=None, help="load only this site's files")
-    run.add_argument("--warehouse", type=Path, default=None,
-                     help="DuckDB file (default: config, then BATCH_PROCESSOR_WAREHOUSE_PATH)")
+    run.add_argument(
+        "--warehouse",
+        type=Path,
+        default=None,
+        help="DuckDB file (default: config, then BATCH_PROCESSOR_WAREHOUSE_PATH)",
+    )
     run.set_defaults(handler=_telemetry_run)
+
+    load = commands.add_parser(
+        "load",
+        help="only register a folder of raw CSVs in the warehouse (no dbt)",
+        epilog=EXIT_CODES_HELP,
+    )
+    load.add_argument("--input", type=Path, required=True, help="folder of raw CSVs (read only)")
+    load.add_argument("--config", type=Path, default=None, help="TOML config file ([telemetry])")
+    load.add_argument("--site", default=None, help="load only this site's files")
+    load.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
+    load.set_defaults(handler=_telemetry_load)
     return parser
 
 
@@ -116,7 +160,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("interrupted")
         return 130
     except Exception as exc:  # an unexpected error: one clear line, the traceback at debug level
-        log.error("unexpected error: %s: %s (run with -v for the traceback)", type(exc).__name__, exc)
+        log.error(
+            "unexpected error: %s: %s (run with -v for the traceback)", type(exc).__name__, exc
+        )
         log.debug("traceback", exc_info=True)
         return ExitCode.FAILED
 

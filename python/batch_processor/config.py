@@ -4,21 +4,23 @@ loader and, as dbt vars, to the SQL models."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from batch_processor.errors import ConfigError
 from batch_processor.paths import DEFAULT_WAREHOUSE, TELEMETRY_SITES_SEED
 
+ENV_PREFIX = "BATCH_PROCESSOR_"
 
-class TelemetryConfig(BaseSettings):
+
+class TelemetryConfig(BaseModel):
     """Settings of the telemetry pipeline."""
 
-    model_config = SettingsConfigDict(env_prefix="BATCH_PROCESSOR_", extra="forbid")
+    model_config = ConfigDict(extra="forbid")
 
     input_pattern: str = Field(
         default="*.csv",
@@ -42,18 +44,6 @@ class TelemetryConfig(BaseSettings):
     )
     log_format: Literal["text", "json"] = "text"
 
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The environment overrides the config file, whose values arrive as init arguments.
-        return (env_settings, init_settings)
-
     @property
     def spill_directory(self) -> Path:
         return self.temp_directory or self.warehouse_path.parent / "tmp"
@@ -62,7 +52,8 @@ class TelemetryConfig(BaseSettings):
 def load_telemetry_config(path: Path | None = None, **overrides: Any) -> TelemetryConfig:
     """Build the config from an optional TOML file ([telemetry] table) and explicit overrides.
 
-    Environment variables override the file; explicit overrides (from CLI flags) override both.
+    Precedence, lowest first: defaults, the file, ``BATCH_PROCESSOR_<FIELD>`` environment
+    variables, explicit overrides (CLI flags; ``None`` means not given).
     """
     file_values: dict[str, Any] = {}
     if path is not None:
@@ -73,12 +64,14 @@ def load_telemetry_config(path: Path | None = None, **overrides: Any) -> Telemet
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
         file_values = dict(document.get("telemetry", {}))
+    env_values = {
+        name: os.environ[ENV_PREFIX + name.upper()]
+        for name in TelemetryConfig.model_fields
+        if ENV_PREFIX + name.upper() in os.environ
+    }
+    explicit = {name: value for name, value in overrides.items() if value is not None}
     try:
-        config = TelemetryConfig(**file_values)
-        explicit = {k: v for k, v in overrides.items() if v is not None}
-        if explicit:
-            config = TelemetryConfig.model_validate({**config.model_dump(), **explicit})
-        return config
+        return TelemetryConfig.model_validate({**file_values, **env_values, **explicit})
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

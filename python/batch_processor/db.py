@@ -18,7 +18,7 @@ def connect(
     Timestamps are always handled in UTC; a memory limit makes DuckDB spill to
     ``temp_directory`` instead of growing without bound.
     """
-    config: dict[str, str | int | bool] = {}
+    config: dict[str, str | bool | int | float | list[str]] = {}
     if memory_limit_mb is not None:
         config["memory_limit"] = f"{memory_limit_mb}MB"
     if temp_directory is not None:

@@ -56,6 +56,17 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def _release_warehouse() -> None:
+    """dbt-duckdb keeps its DuckDB database open in the process after a run; close it so the
+    loader, the publisher or the next run can open the file (DuckDB has a single writer)."""
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    environment = DuckDBConnectionManager._ENV
+    if environment is not None:
+        environment.close()
+    DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
+
+
 def run_dbt(
     command: list[str],
     *,
@@ -88,7 +99,10 @@ def run_dbt(
         environment["BATCH_PROCESSOR_TEMP_DIR"] = str(temp_directory)
     log.info("dbt %s", " ".join(command))
     with _environment(environment):
-        result = dbtRunner().invoke(args)
+        try:
+            result = dbtRunner().invoke(args)
+        finally:
+            _release_warehouse()
     nodes: list[NodeResult] = []
     if result.result is not None and hasattr(result.result, "results"):
         for node in result.result.results:

@@ -13,15 +13,15 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
-def track(items: Iterable[T], total: int, description: str, *, json_logs: bool = False) -> Iterator[T]:
+def track(
+    items: Iterable[T], total: int, description: str, *, json_logs: bool = False
+) -> Iterator[T]:
     """Yield ``items`` while reporting progress on stderr."""
     if sys.stderr.isatty() and not json_logs:
         yield from tqdm(items, total=total, desc=description, unit="file", file=sys.stderr)
         return
     step = max(1, total // 10)
-    done = 0
-    for item in items:
+    for done, item in enumerate(items, start=1):
         yield item
-        done += 1
         if done % step == 0 or done == total:
             log.info("%s: %d/%d", description, done, total, extra={"done": done, "total": total})

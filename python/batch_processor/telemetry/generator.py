@@ -162,7 +162,7 @@ from (
 
 
 class DemoGenerator:
-    """Writes ``sites`` sites × ``days`` days of raw CSVs under ``out_dir/<site_id>/``."""
+    """Writes ``sites`` sites x ``days`` days of raw CSVs under ``out_dir/<site_id>/``."""
 
     def __init__(
         self,
@@ -412,7 +412,9 @@ class DemoGenerator:
                 if at is None or point not in by_point:
                     continue
                 self._set_cell(at, by_point[point], _sql_string(sentinel))
-                self._record_truth(site_id, at, at + timedelta(seconds=1), "OUTLIER", "sentinel", point)
+                self._record_truth(
+                    site_id, at, at + timedelta(seconds=1), "OUTLIER", "sentinel", point
+                )
             if style == "metasys_imperial":
                 # the BMS's "unreliable" marker in front of a plausible number
                 at = self._row_at(midnight + timedelta(hours=17, minutes=rng.randrange(0, 50)))
@@ -420,7 +422,11 @@ class DemoGenerator:
                 if at is not None and column is not None:
                     self._set_cell(at, column, f"'??? ' || {_sql_identifier(column)}")
                     self._record_truth(
-                        site_id, at, at + timedelta(seconds=1), "OUTLIER", "unreliable_marker",
+                        site_id,
+                        at,
+                        at + timedelta(seconds=1),
+                        "OUTLIER",
+                        "unreliable_marker",
                         "cdw_supply_temp",
                     )
                 # blank outside-air cells, as in the real export
@@ -477,9 +483,7 @@ class DemoGenerator:
     def _add_repeated_header(self, at: datetime) -> None:
         columns = [d[0] for d in self.con.execute("select * from raw_rows limit 0").description]
         values = ["$at", "1", "null"]  # ts, sort_key, empty timestamp cell
-        values += [
-            _sql_string(f"{name}.Trend - Present Value ()") for name in columns[3:]
-        ]
+        values += [_sql_string(f"{name}.Trend - Present Value ()") for name in columns[3:]]
         self.con.execute(f"insert into raw_rows values ({', '.join(values)})", {"at": at})
 
     # -- malformed files ----------------------------------------------------------------
@@ -492,7 +496,9 @@ class DemoGenerator:
         rng = random.Random(self.seed)
         (folder / "malformed_empty.csv").write_bytes(b"")
         (folder / "malformed_header_only.csv").write_text(header + "\n", encoding="utf-8")
-        (folder / "malformed_binary.csv").write_bytes(bytes(rng.randrange(256) for _ in range(4096)))
+        (folder / "malformed_binary.csv").write_bytes(
+            bytes(rng.randrange(256) for _ in range(4096))
+        )
         ragged = list(body)
         ragged[5] += ",1,2"  # too many cells
         ragged[20] = ragged[20].rsplit(",", 3)[0]  # too few cells
@@ -513,5 +519,3 @@ def generate_demo_data(
         return generator.generate()
     finally:
         generator.con.close()
-
-

@@ -30,8 +30,9 @@ _REJECTS_TABLE = "csv_reject_errors"
 _REJECTS_SCAN = "csv_reject_scans"
 
 # One statement reads a whole file: typed as text (typing is dbt's job), no sniffing, rejects
-# kept, then unnested to one row per cell (blank cells kept as NULL). Columns are named c0..cN so that no name from the
-# file ever appears in SQL text; the real names travel as a bound list parameter.
+# kept, then unnested to one row per cell (blank cells kept as NULL). Columns are named c0..cN
+# so that no name from the file ever appears in SQL text; the real names travel as a bound
+# list parameter.
 _READ_FILE_SQL = f"""
 insert into {RAW_SCHEMA}.readings (file_id, source_line, raw_timestamp, raw_column, raw_value)
 select
@@ -178,7 +179,12 @@ class TelemetryLoader:
     def load(self, input_dir: Path, *, only_site: str | None = None) -> LoadSummary:
         started = time.monotonic()
         files = discover_files(input_dir, self.config.input_pattern)
-        log.info("found %d file(s) matching %r under %s", len(files), self.config.input_pattern, input_dir)
+        log.info(
+            "found %d file(s) matching %r under %s",
+            len(files),
+            self.config.input_pattern,
+            input_dir,
+        )
         con = connect(
             self.config.warehouse_path,
             memory_limit_mb=self.config.memory_limit_mb,
@@ -237,7 +243,9 @@ class TelemetryLoader:
             self._record(con, record, path)
             return
         try:
-            probe = probe_file(path, delimiter=site.csv_delimiter, timestamp_column=site.timestamp_column)
+            probe = probe_file(
+                path, delimiter=site.csv_delimiter, timestamp_column=site.timestamp_column
+            )
         except ProbeRejection as exc:
             record["reason"] = str(exc)
             self._record(con, record, path)
@@ -303,7 +311,9 @@ class TelemetryLoader:
         )
         con.execute(_COPY_REJECTS_SQL, {"file_id": file_id, "names": names})
 
-    def _record(self, con: duckdb.DuckDBPyConnection, record: dict[str, object], path: Path) -> None:
+    def _record(
+        self, con: duckdb.DuckDBPyConnection, record: dict[str, object], path: Path
+    ) -> None:
         con.execute(_INSERT_FILE_SQL, record)
         if record["status"] != "loaded":
             log.warning(

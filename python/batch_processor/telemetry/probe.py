@@ -106,11 +106,8 @@ def probe_file(path: Path, *, delimiter: str, timestamp_column: str) -> ProbeRes
         )
     if len(names) < 2:
         better = max(_CANDIDATE_DELIMITERS, key=lambda d: len(_split(header, d)))
-        hint = (
-            f"; it splits into {len(_split(header, better))} on {better!r}: wrong delimiter for this site"
-            if len(_split(header, better)) > 1
-            else ""
-        )
+        parts = len(_split(header, better))
+        hint = f"; it splits into {parts} on {better!r}: wrong delimiter" if parts > 1 else ""
         raise ProbeRejection(
             f"no value columns: the header splits into a single column on {delimiter!r}{hint}"
         )

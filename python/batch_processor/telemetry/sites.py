@@ -19,7 +19,6 @@ class Site:
     csv_delimiter: str
     file_name_pattern: str
     raw_interval_s: int
-    demo_export_style: str
 
 
 class SiteRegistry:
@@ -36,9 +35,9 @@ class SiteRegistry:
         try:
             rows = con.execute(
                 """
-                select site_id, timezone, coalesce(timestamp_column, ''), coalesce(csv_delimiter, ','),
-                       coalesce(file_name_pattern, ''), raw_interval_s,
-                       coalesce(demo_export_style, '')
+                select site_id, timezone, coalesce(timestamp_column, ''),
+                       coalesce(csv_delimiter, ','),
+                       coalesce(file_name_pattern, ''), raw_interval_s
                 from read_csv($seed, header = true, all_varchar = true)
                 order by site_id
                 """,
@@ -48,12 +47,7 @@ class SiteRegistry:
             raise ConfigError(f"cannot read sites seed {seed}: {exc}") from exc
         finally:
             con.close()
-        return cls(
-            [
-                Site(r[0], r[1], r[2], r[3], r[4], int(r[5]), r[6])
-                for r in rows
-            ]
-        )
+        return cls([Site(r[0], r[1], r[2], r[3], r[4], int(r[5])) for r in rows])
 
     @property
     def site_ids(self) -> list[str]:
@@ -68,6 +62,8 @@ class SiteRegistry:
             if folder in self._by_id:
                 return self._by_id[folder]
         for site in self._by_id.values():
-            if site.file_name_pattern and fnmatch.fnmatchcase(relative_path.name, site.file_name_pattern):
+            if site.file_name_pattern and fnmatch.fnmatchcase(
+                relative_path.name, site.file_name_pattern
+            ):
                 return site
         return None

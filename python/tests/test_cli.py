@@ -1,0 +1,173 @@
+"""End to end through the console script's main(): exit codes, logs, the dbt-built inventory."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from batch_processor.cli import main
+from batch_processor.exit_codes import ExitCode
+
+from .conftest import ESB_RAW, require_shared
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_with_rejects_exits_3_and_builds_the_inventory(batch_copy, tmp_path, capsys):
+    esb = require_shared(ESB_RAW)
+    shutil.copy(esb, batch_copy / esb.name)
+    warehouse = tmp_path / "wh.duckdb"
+    code = main(
+        [
+            "telemetry",
+            "run",
+            "--input",
+            str(batch_copy),
+            "--output",
+            str(tmp_path / "out"),
+            "--warehouse",
+            str(warehouse),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == ExitCode.COMPLETED_WITH_REJECTS
+    assert "malformed_binary.csv: binary content" in out
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    esb_row = con.execute(
+        """
+        select load_status, rows_read, repeated_header_rows, unreliable_cells, bad_timestamp_rows,
+               first_reading_at, last_reading_at
+        from telemetry.dim_telemetry_input_files where relative_path = 'ESB Chiller 1.csv'
+        """
+    ).fetchone()
+    assert esb_row[:5] == ("loaded", 12799, 1, 12, 0)
+    # -05:00 offsets are honoured: 2018-05-01 00:00-05:00 is 05:00 UTC
+    assert esb_row[5] == datetime(2018, 5, 1, 5, 0, tzinfo=UTC)
+    unreliable = con.execute(
+        """
+        select raw_column, reading_value from telemetry_staging.stg_telemetry_raw__readings
+        where site_id = 'ESB-CH1' and source_line = 9494 and is_unreliable order by raw_column
+        """
+    ).fetchall()
+    assert unreliable == [("Cond Entering Water Temp", 80.564), ("Cond Leaving Water Temp", 86.306)]
+    # naive local time of a Taipei site is read in Asia/Taipei (UTC+8)
+    first_cgmh = con.execute(
+        """
+        select min(reading_at) from telemetry_staging.stg_telemetry_raw__readings
+        where site_id = 'CGMH-TY' and raw_timestamp = '2026-06-01 08:00:00'
+        """
+    ).fetchone()[0]
+    assert first_cgmh == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    con.close()
+
+
+def test_clean_batch_exits_0(tmp_path, capsys):
+    assert (
+        main(
+            [
+                "telemetry",
+                "generate",
+                "--out",
+                str(tmp_path / "in"),
+                "--sites",
+                "1",
+                "--days",
+                "1",
+                "--no-malformed",
+            ]
+        )
+        == 0
+    )
+    code = main(
+        [
+            "telemetry",
+            "run",
+            "--input",
+            str(tmp_path / "in"),
+            "--output",
+            str(tmp_path / "out"),
+            "--warehouse",
+            str(tmp_path / "wh.duckdb"),
+        ]
+    )
+    assert code == ExitCode.OK, capsys.readouterr()
+
+
+def test_missing_input_fails_with_a_clear_message(tmp_path, capfd):
+    code = main(
+        [
+            "telemetry",
+            "run",
+            "--input",
+            str(tmp_path / "nope"),
+            "--output",
+            str(tmp_path / "out"),
+            "--warehouse",
+            str(tmp_path / "wh.duckdb"),
+        ]
+    )
+    assert code == ExitCode.FAILED
+    assert "input folder not found" in capfd.readouterr().err
+
+
+def test_bad_config_is_a_usage_error(tmp_path, capfd):
+    config = tmp_path / "bad.toml"
+    config.write_text("[telemetry]\nmemory_limit_mb = 1\n")
+    code = main(
+        [
+            "telemetry",
+            "run",
+            "--input",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "o"),
+            "--config",
+            str(config),
+        ]
+    )
+    assert code == ExitCode.USAGE
+    assert "memory_limit_mb" in capfd.readouterr().err
+
+
+def test_environment_overrides_the_config_file(tmp_path, monkeypatch):
+    from batch_processor.config import load_telemetry_config
+
+    config = tmp_path / "c.toml"
+    config.write_text("[telemetry]\nmemory_limit_mb = 700\nmax_reject_ratio = 0.2\n")
+    monkeypatch.setenv("BATCH_PROCESSOR_MEMORY_LIMIT_MB", "900")
+    loaded = load_telemetry_config(config)
+    assert (loaded.memory_limit_mb, loaded.max_reject_ratio) == (900, 0.2)
+    # and an explicit (CLI) value overrides both
+    assert load_telemetry_config(config, memory_limit_mb=128).memory_limit_mb == 128
+
+
+def test_help_documents_exit_codes(capsys):
+    with pytest.raises(SystemExit):
+        main(["telemetry", "run", "--help"])
+    assert "3 completed, but some input files or rows were rejected" in capsys.readouterr().out
+
+
+def test_json_logs_are_one_object_per_line(batch_copy, tmp_path, capfd):
+    code = main(
+        [
+            "--log-format",
+            "json",
+            "telemetry",
+            "load",
+            "--input",
+            str(batch_copy),
+            "--warehouse",
+            str(tmp_path / "wh.duckdb"),
+        ]
+    )
+    assert code == ExitCode.COMPLETED_WITH_REJECTS
+    lines = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    records = [json.loads(line) for line in lines]
+    rejected = [r for r in records if r.get("status") == "rejected"]
+    assert rejected and all(r["file"] and r["reason"] for r in rejected)
+    assert any(r["message"].startswith("loading files") for r in records)

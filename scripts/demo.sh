@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Command 1: set everything up, make demo data if absent, run the telemetry job end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+DEMO_DIR="${DEMO_DIR:-demo}"
+if [ ! -d "$DEMO_DIR/input" ]; then
+    .venv/bin/batch-processor telemetry generate --out "$DEMO_DIR/input" --sites 4 --days 3 --seed 42
+fi
+
+set +e
+.venv/bin/batch-processor telemetry run \
+    --input "$DEMO_DIR/input" --output "$DEMO_DIR/output" --warehouse "$DEMO_DIR/warehouse.duckdb"
+code=$?
+set -e
+# 3 = completed with rejected input: the demo batch carries malformed files on purpose.
+if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then
+    echo "demo run failed (exit $code)" >&2
+    exit "$code"
+fi
+echo
+echo "demo output: $(cd "$DEMO_DIR" && pwd)/output (warehouse: $(cd "$DEMO_DIR" && pwd)/warehouse.duckdb)"
