@@ -10,7 +10,6 @@ WORK=target-ci
 rm -rf "$WORK"
 mkdir -p "$WORK"
 export BATCH_PROCESSOR_DUCKDB_PATH="$PWD/$WORK/ci.duckdb"
-export BATCH_PROCESSOR_TEMP_DIR="$PWD/$WORK/tmp"
 
 echo "== ruff"
 "$BIN/ruff" check python benchmarks

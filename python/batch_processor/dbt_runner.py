@@ -74,7 +74,6 @@ def run_dbt(
     target_path: Path,
     dbt_vars: Mapping[str, Any] | None = None,
     memory_limit_mb: int | None = None,
-    temp_directory: Path | None = None,
 ) -> DbtRun:
     """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result."""
     from dbt.cli.main import dbtRunner  # imported here: dbt takes ~2 s to import
@@ -89,14 +88,17 @@ def run_dbt(
         str(target_path),
         "--log-path",
         str(target_path / "logs"),
+        # dbt's console stays quiet (warnings and errors); its full log is under target_path
+        "--log-level",
+        "warn" if not log.isEnabledFor(logging.DEBUG) else "info",
+        "--log-level-file",
+        "debug",
     ]
     if dbt_vars:
         args += ["--vars", json.dumps(dict(dbt_vars), default=str)]
     environment = {"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse)}
     if memory_limit_mb is not None:
         environment["BATCH_PROCESSOR_MEMORY_LIMIT"] = f"{memory_limit_mb}MB"
-    if temp_directory is not None:
-        environment["BATCH_PROCESSOR_TEMP_DIR"] = str(temp_directory)
     log.info("dbt %s", " ".join(command))
     with _environment(environment):
         try:

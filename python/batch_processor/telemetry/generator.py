@@ -21,6 +21,7 @@ from batch_processor.db import connect
 from batch_processor.errors import ConfigError
 from batch_processor.paths import (
     TELEMETRY_POINT_MAP_SEED,
+    TELEMETRY_POINTS_SEED,
     TELEMETRY_SITES_SEED,
     UNIT_CONVERSIONS_SEED,
 )
@@ -263,10 +264,12 @@ class DemoGenerator:
             },
         )
         self.con.execute(_DERIVE_SQL, {"rated_kw": site["chiller_rated_kw"]})
-        self._inject_physical_faults(site_id, tz)
         mapping = self._point_map(site_id)
+        mapped = {point for _, point, *_ in mapping}
+        thin = self._invalid_sample_empties_bucket(interval_s)
+        self._inject_physical_faults(site_id, tz, mapped)
         self._build_raw_table(site, mapping)
-        self._inject_cell_faults(site_id, tz, mapping, str(site["demo_export_style"]))
+        self._inject_cell_faults(site_id, tz, mapping, str(site["demo_export_style"]), thin)
         return self._write_files(site, interval_s)
 
     def _local_midnights(self, tz: str) -> list[datetime]:
@@ -284,10 +287,13 @@ class DemoGenerator:
     def _fault_windows(self, tz: str) -> list[tuple[str, datetime, datetime, str, str]]:
         """(kind, start UTC, end UTC, channel, flag) for every day of the run."""
         windows = []
+        end_of_data = self.start + timedelta(days=self.days)
         for midnight in self._local_midnights(tz):
             for kind, hour, minutes, channel, flag in FAULTS:
                 begin = midnight + timedelta(hours=hour)
-                windows.append((kind, begin, begin + timedelta(minutes=minutes), channel, flag))
+                end = begin + timedelta(minutes=minutes)
+                if begin >= self.start and end <= end_of_data:
+                    windows.append((kind, begin, end, channel, flag))
         return windows
 
     def _record_truth(
@@ -310,9 +316,36 @@ class DemoGenerator:
             },
         )
 
-    def _inject_physical_faults(self, site_id: str, tz: str) -> None:
-        for kind, begin, end, channel, flag in self._fault_windows(tz):
+    @staticmethod
+    def _invalid_sample_empties_bucket(interval_s: int) -> bool:
+        """Whether one invalid sample leaves a bucket below the coverage minimum
+        (INSUFFICIENT_DATA): c_min is 0.5 when the raw interval is at most half the bucket,
+        else 1.0; coverage is valid samples / expected samples."""
+        expected = BUCKET_SECONDS // interval_s
+        minimum = 0.5 if interval_s * 2 <= BUCKET_SECONDS else 1.0
+        return (expected - 1) / expected < minimum
+
+    def _required_points(self) -> set[str]:
+        return {
+            row[0]
+            for row in self.con.execute(
+                "select point_id from read_csv($p, header = true) where required_for_coverage",
+                {"p": str(TELEMETRY_POINTS_SEED)},
+            ).fetchall()
+        }
+
+    def _inject_physical_faults(self, site_id: str, tz: str, mapped: set[str]) -> None:
+        # a fault is injected only where the site's points let a rule see it
+        pump = next((d for d in ("chw_pump", "tower_fan_a") if f"{d}_speed" in mapped), None)
+        for kind, begin, end, fault_channel, flag in self._fault_windows(tz):
+            channel = fault_channel
             window = {"begin": begin, "end": end}
+            if kind == "heat_balance_break" and "cdw_flow" not in mapped:
+                continue  # no condenser flow meter: the balance is not evaluable
+            if kind == "pump_power_vs_speed":
+                if pump is None:
+                    continue
+                channel = f"{pump}_power"
             if kind == "stuck_sensor":
                 # the sensor repeats its last reading; the water itself keeps its temperature
                 self.con.execute(
@@ -330,8 +363,9 @@ class DemoGenerator:
                     window,
                 )
             elif kind == "pump_power_vs_speed":
+                column = _sql_identifier(channel)
                 self.con.execute(
-                    "update sim_full set chw_pump_power = chw_pump_power * 1.8 "
+                    f"update sim_full set {column} = {column} * 1.8 "
                     "where ts >= $begin and ts < $end",
                     window,
                 )
@@ -340,6 +374,8 @@ class DemoGenerator:
                     "update sim_full set chw_supply_temp = 85.0 where ts >= $begin and ts < $end",
                     window,
                 )
+                # every sample of a required point is invalid: the buckets have none of it
+                self._record_truth(site_id, begin, end, "INSUFFICIENT_DATA", kind, channel)
             elif kind == "gap":
                 self.con.execute("delete from sim_full where ts >= $begin and ts < $end", window)
             self._record_truth(site_id, begin, end, flag, kind, channel)
@@ -401,8 +437,10 @@ class DemoGenerator:
         tz: str,
         mapping: list[tuple[str, str, str, float, float, bool, float]],
         style: str,
+        one_invalid_sample_empties_bucket: bool,
     ) -> None:
         by_point = {point: raw_column for raw_column, point, *_ in mapping}
+        required = self._required_points()
         rng = random.Random(f"{self.seed}:{site_id}")
         for midnight in self._local_midnights(tz):
             # sentinel values in a sensor that is otherwise fine
@@ -412,9 +450,10 @@ class DemoGenerator:
                 if at is None or point not in by_point:
                     continue
                 self._set_cell(at, by_point[point], _sql_string(sentinel))
-                self._record_truth(
-                    site_id, at, at + timedelta(seconds=1), "OUTLIER", "sentinel", point
-                )
+                moment = (at, at + timedelta(seconds=1))
+                self._record_truth(site_id, *moment, "OUTLIER", "sentinel", point)
+                if point in required and one_invalid_sample_empties_bucket:
+                    self._record_truth(site_id, *moment, "INSUFFICIENT_DATA", "sentinel", point)
             if style == "metasys_imperial":
                 # the BMS's "unreliable" marker in front of a plausible number
                 at = self._row_at(midnight + timedelta(hours=17, minutes=rng.randrange(0, 50)))

@@ -58,7 +58,6 @@ def run_telemetry(
         target_path=target_path,
         dbt_vars={"telemetry_batch_id": batch_id},
         memory_limit_mb=config.memory_limit_mb,
-        temp_directory=config.spill_directory,
     )
     timings["dbt_build_s"] = time.monotonic() - started
     if not dbt.success:

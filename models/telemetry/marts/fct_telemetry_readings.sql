@@ -1,0 +1,45 @@
+{{ config(materialized='table') }}
+-- depends_on: {{ ref('telemetry_points') }}
+
+{#- The contract of the telemetry dataset: one row per site and resample bucket over each
+    site's whole range, every channel in SI units with the unit in its name, and
+    quality_flags: a sorted, de-duplicated list of FROZEN, HEAT_IMBALANCE,
+    AFFINITY_VIOLATION, OUTLIER, INSUFFICIENT_DATA, empty when the row is clean. #}
+with
+
+buckets as (
+    select * from {{ ref('int_telemetry__buckets') }}
+),
+
+flag_events as (
+    select * from {{ ref('fct_telemetry_flag_events') }}
+),
+
+flags_per_bucket as (
+    select
+        site_id,
+        timestamp,
+        list_sort(list_distinct(list(flag))) as quality_flags
+    from flag_events
+    group by site_id, timestamp
+),
+
+final as (
+    select
+        buckets.site_id,
+        buckets.bucket_start as timestamp,
+        {% for point_id, column_name in telemetry_points() -%}
+            buckets.{{ point_id }}{% if column_name != point_id %} as {{ column_name }}{% endif %},
+        {% endfor -%}
+        buckets.sample_count,
+        buckets.coverage,
+        buckets.chiller_running,
+        coalesce(flags_per_bucket.quality_flags, cast([] as varchar[])) as quality_flags
+    from buckets
+    left join flags_per_bucket
+        on
+            buckets.site_id = flags_per_bucket.site_id
+            and buckets.bucket_start = flags_per_bucket.timestamp
+)
+
+select * from final
