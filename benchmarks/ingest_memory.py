@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import shutil
 import sys
@@ -45,7 +46,7 @@ CURVE_EVERY = 250  # also sample RSS after every N-th file, for the curve
 MARKER = "_bench_dataset.json"  # leading "_": the loader does not pick it up as input
 
 # 4 sites x 1 file a day of 1-minute readings: ~0.9 MB a day over the 4 sites, so 1,150 days
-# make ~4,600 files and ~1.04 GB (2,000 of these files alone are only ~0.45 GB).
+# make 4,600 files and 1.02 GB (2,000 of these files alone are only ~0.45 GB).
 DEFAULT_SITES = 4
 DEFAULT_DAYS = 1150
 DEFAULT_SEED = 42
@@ -68,6 +69,9 @@ def _generate(out_dir: str, params: dict[str, int]) -> None:
     """Child process: write the batch and, once complete, the marker with its totals."""
     from batch_processor.telemetry.generator import generate_demo_data
 
+    # DuckDB draws a progress bar on stdout for long statements; errors still reach stderr
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     started = time.monotonic()
     batch = generate_demo_data(
         Path(out_dir),
@@ -78,12 +82,13 @@ def _generate(out_dir: str, params: dict[str, int]) -> None:
         files_per_day=params["files_per_day"],
         malformed_files=False,
     )
+    files, size = _csv_totals(Path(out_dir))  # input files only (no _ground_truth.csv)
     info = {
         "params": params,
         "complete": True,
-        "files": batch.files,
+        "files": files,
         "rows": batch.rows,
-        "bytes": batch.bytes,
+        "bytes": size,
         "seconds": round(time.monotonic() - started, 1),
     }
     (Path(out_dir) / MARKER).write_text(json.dumps(info, indent=2), encoding="utf-8")

@@ -10,8 +10,7 @@ if [ ! -d "$DEMO_DIR/input" ]; then
 fi
 
 set +e
-.venv/bin/batch-processor telemetry run \
-    --input "$DEMO_DIR/input" --output "$DEMO_DIR/output" --warehouse "$DEMO_DIR/warehouse.duckdb"
+.venv/bin/batch-processor telemetry run --input "$DEMO_DIR/input" --output "$DEMO_DIR/output"
 code=$?
 set -e
 # 3 = completed with rejected input: the demo batch carries malformed files on purpose.
@@ -20,4 +19,8 @@ if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then
     exit "$code"
 fi
 echo
-echo "demo output: $(cd "$DEMO_DIR" && pwd)/output (warehouse: $(cd "$DEMO_DIR" && pwd)/warehouse.duckdb)"
+out="$(cd "$DEMO_DIR/output" && pwd)"
+echo "demo output: $out"
+echo "  dataset:  $out/data (read it through $out/manifests/current.json)"
+echo "  reports:  $out/reports"
+.venv/bin/batch-processor verify --output "$out"

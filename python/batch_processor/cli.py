@@ -6,12 +6,14 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from batch_processor.config import load_telemetry_config
 from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
 from batch_processor.logs import configure_logging
+from batch_processor.telemetry.generator import DEFAULT_START
 from batch_processor.telemetry.loader import LoadSummary
 
 log = logging.getLogger("batch_processor")
@@ -28,6 +30,7 @@ def _telemetry_generate(args: argparse.Namespace) -> int:
         interval_minutes=args.interval_minutes,
         files_per_day=args.files_per_day,
         malformed_files=not args.no_malformed,
+        start=datetime.combine(args.start, datetime.min.time(), tzinfo=UTC),
     )
     print(
         f"generated {batch.files} files ({batch.rows:,} rows, {batch.bytes / 1e6:.1f} MB) "
@@ -40,15 +43,48 @@ def _telemetry_run(args: argparse.Namespace) -> int:
     from batch_processor.telemetry.pipeline import run_telemetry
 
     config = load_telemetry_config(
-        args.config, warehouse_path=args.warehouse, log_format=args.log_format
+        args.config,
+        warehouse_path=args.warehouse,
+        log_format=args.log_format,
+        stop_on_error=True if args.stop_on_error else None,
+        lock_timeout_s=args.lock_timeout,
     )
-    result = run_telemetry(config, args.input, args.output, only_site=args.site)
-    print(f"batch {result.batch_id}")
-    _print_load_summary(result.load)
+    result = run_telemetry(
+        config, args.input, args.output, only_site=args.site, dry_run=args.dry_run
+    )
+    print(f"batch {result.batch_id}" + (" (dry run: nothing committed)" if result.dry_run else ""))
+    if result.load is not None:
+        _print_load_summary(result.load)
+    if result.commit is not None:
+        manifest = result.commit.manifest
+        flags = manifest["statistics"]["quality_flags_distribution"]
+        written = sum(f["rows"] for f in manifest["output_files"])
+        print(
+            f"  written: {len(manifest['output_files'])} file(s), {written:,} rows; "
+            f"superseded: {len(manifest['superseded_files'])} file(s)"
+        )
+        print(
+            f"  dataset: {manifest['statistics']['total_rows']:,} rows in "
+            f"{len(manifest['dataset_files'])} file(s); flags: "
+            + (", ".join(f"{k} {v:,}" for k, v in flags.items()) or "none")
+        )
+        print(f"  manifest: {args.output / 'manifests' / 'current.json'}")
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
-    print(f"  warehouse: {config.warehouse_path}")
-    print(f"  dbt artifacts: {result.dbt.target_path}")
+    print(f"  report: {result.report_path}")
     return result.exit_code
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from batch_processor.telemetry.verify import verify_output
+
+    report = verify_output(args.output)
+    print(f"batch {report.batch_id}: {report.files_checked} file(s) checked")
+    for problem in report.problems:
+        print(f"  problem: {problem}")
+    for orphan in report.orphans:
+        print(f"  orphan (not in the current manifest): {orphan}")
+    print("  ok" if report.ok else "  NOT OK")
+    return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
 def _telemetry_load(args: argparse.Namespace) -> int:
@@ -61,7 +97,7 @@ def _telemetry_load(args: argparse.Namespace) -> int:
     )
     summary = TelemetryLoader(config, str(uuid.uuid4())).load(args.input, only_site=args.site)
     _print_load_summary(summary)
-    print(f"  warehouse: {config.warehouse_path} (now run: dbt build)")
+    print(f"  warehouse: {config.warehouse} (now run: dbt build)")
     return ExitCode.COMPLETED_WITH_REJECTS if summary.has_rejects else ExitCode.OK
 
 
@@ -109,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--files-per-day", type=int, default=4, help="files per site and day")
     gen.add_argument("--no-malformed", action="store_true", help="do not add malformed files")
+    gen.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=DEFAULT_START.date(),
+        help=f"first day (UTC), YYYY-MM-DD (default {DEFAULT_START.date()})",
+    )
     gen.set_defaults(handler=_telemetry_generate)
 
     run = commands.add_parser(
@@ -124,7 +166,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--warehouse",
         type=Path,
         default=None,
-        help="DuckDB file (default: config, then BATCH_PROCESSOR_WAREHOUSE_PATH)",
+        help="DuckDB file (default: config, then <output>/warehouse.duckdb)",
+    )
+    run.add_argument(
+        "--stop-on-error",
+        action="store_true",
+        help="fail the batch (commit nothing) at the first bad file",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="load, build and test, but commit nothing and forget the batch",
+    )
+    run.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="wait this long for another run writing the same output (default 0: fail at once)",
     )
     run.set_defaults(handler=_telemetry_run)
 
@@ -138,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--site", default=None, help="load only this site's files")
     load.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     load.set_defaults(handler=_telemetry_load)
+    verify = domains.add_parser(
+        "verify",
+        help="re-check every file of the current manifest; list orphans",
+        epilog="exit codes: 0 everything matches; 1 a problem or an orphan was found",
+    )
+    verify.add_argument("--output", type=Path, required=True, help="a telemetry output folder")
+    verify.set_defaults(handler=_verify)
     return parser
 
 

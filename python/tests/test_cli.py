@@ -59,10 +59,10 @@ def test_run_with_rejects_exits_3_and_builds_the_inventory(batch_copy, tmp_path,
     first_cgmh = con.execute(
         """
         select min(reading_at) from telemetry_staging.stg_telemetry_raw__readings
-        where site_id = 'CGMH-TY' and raw_timestamp = '2026-06-01 08:00:00'
+        where site_id = 'CGMH-TY' and raw_timestamp = '2025-06-01 08:00:00'
         """
     ).fetchone()[0]
-    assert first_cgmh == datetime(2026, 6, 1, 0, 0, tzinfo=UTC)
+    assert first_cgmh == datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
     con.close()
 
 
@@ -171,3 +171,35 @@ def test_json_logs_are_one_object_per_line(batch_copy, tmp_path, capfd):
     rejected = [r for r in records if r.get("status") == "rejected"]
     assert rejected and all(r["file"] and r["reason"] for r in rejected)
     assert any(r["message"].startswith("loading files") for r in records)
+
+
+def test_incompatible_time_settings_are_a_usage_error(tmp_path, capfd):
+    config = tmp_path / "c.toml"
+    config.write_text("[telemetry]\nresample_minutes = 5\ntime_resolution_minutes = 60\n")
+    code = main(
+        [
+            "telemetry",
+            "run",
+            "--input",
+            str(tmp_path),
+            "--output",
+            str(tmp_path / "o"),
+            "--config",
+            str(config),
+        ]
+    )
+    assert code == ExitCode.USAGE
+    err = capfd.readouterr().err
+    assert "time_resolution_minutes (60) must match resample_minutes (5)" in err
+
+
+def test_settings_reach_dbt_as_vars():
+    from batch_processor.config import load_telemetry_config
+
+    config = load_telemetry_config(resample_minutes=15, max_rows_per_file=500, compression="zstd")
+    assert config.dbt_vars(None) == {
+        "telemetry_resample_minutes": 15,
+        "telemetry_max_rows_per_file": 500,
+        "telemetry_parquet_compression": "zstd",
+        "telemetry_staging_dir": "",
+    }

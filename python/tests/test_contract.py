@@ -34,8 +34,18 @@ def project_copy(tmp_path: Path) -> Path:
 def dbt_build(project: Path, warehouse: Path) -> subprocess.CompletedProcess[str]:
     dbt = Path(sys.executable).parent / "dbt"
     return subprocess.run(
-        [str(dbt), "build", "--select", "+fct_telemetry_readings", "--project-dir",
-         str(project), "--profiles-dir", str(project), "--target-path", str(project / "target")],
+        [
+            str(dbt),
+            "build",
+            "--select",
+            "+fct_telemetry_readings",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target-path",
+            str(project / "target"),
+        ],
         env={**os.environ, "BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse)},
         capture_output=True,
         text=True,
@@ -54,8 +64,10 @@ def loaded_warehouse(tmp_path, generated) -> Path:
 @pytest.mark.parametrize(
     ("broken", "expected"),
     [
-        ("cast(len(coalesce(flags_per_bucket.quality_flags, [])) as double) as quality_flags",
-         "contract"),
+        (
+            "cast(len(coalesce(flags_per_bucket.quality_flags, [])) as double) as quality_flags",
+            "contract",
+        ),
         ("cast(null as varchar[]) as quality_flags", "not null"),
     ],
 )

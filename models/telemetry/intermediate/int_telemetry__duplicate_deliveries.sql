@@ -2,7 +2,12 @@
 with
 
 readings as (
-    select * from {{ ref('int_telemetry__readings_si') }}
+    select
+        site_id,
+        sample_at,
+        file_id
+    from {{ ref('int_telemetry__readings_history') }}
+    where batch_id = '{{ invocation_id }}'
 ),
 
 deliveries as (

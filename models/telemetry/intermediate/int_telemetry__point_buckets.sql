@@ -89,9 +89,10 @@ aggregated as (
         site_id,
         bucket_start,
         point_id,
-        avg(value_si) as value,
+        -- ordered, so that a rerun sums in the same order and gives bit-identical means
+        avg(value_si order by sample_at) as value,
         count(value_si) as n_valid,
-        count(distinct sample_at) as n_samples,
+        count(*) as n_samples,
         count(invalid_reason) as n_invalid,
         list(distinct invalid_reason order by invalid_reason) filter (
             where invalid_reason is not null

@@ -1,8 +1,16 @@
-{{ config(materialized='table') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} using {{ ref('int_telemetry__partitions_to_build') }} as p where {{ this }}.site_id = p.site_id and date_trunc('month', {{ this }}.timestamp) = p.month_start{% endif %}"
+    )
+}}
 
 {#- One row per raised quality flag: site, bucket, flag, the channel and rule that raised it,
     the observed value and the threshold it broke, so an analyst can see why a row is flagged.
-    The precedence table of the domain reference (§2.6) is applied here:
+    Incremental by partition: the (site, month) partitions of this batch are deleted and
+    written again whole. The precedence table of the domain reference (§2.6) is applied here:
     - an empty or thin bucket (INSUFFICIENT_DATA) gets no physics or statistical flag;
     - a channel that is FROZEN gets no MAD outlier;
     - HEAT_IMBALANCE and AFFINITY_VIOLATION need clean inputs: none FROZEN or invalid;
@@ -72,18 +80,26 @@ kept as (
         )
 ),
 
+partitions as (
+    select * from {{ ref('int_telemetry__partitions_to_build') }}
+),
+
 final as (
     select
-        site_id,
-        bucket_start as timestamp,
-        flag,
-        channel,
-        rule,
-        observed_value,
-        threshold,
-        detail,
-        input_channels
+        kept.site_id,
+        kept.bucket_start as timestamp,
+        kept.flag,
+        kept.channel,
+        kept.rule,
+        kept.observed_value,
+        kept.threshold,
+        kept.detail,
+        kept.input_channels
     from kept
+    semi join partitions
+        on
+            kept.site_id = partitions.site_id
+            and date_trunc('month', kept.bucket_start) = partitions.month_start
 )
 
 select * from final

@@ -1,4 +1,8 @@
-{#- One row per raw cell of the batch, typed: the timestamp with its offset or the site's
+{{ config(materialized='table') }}
+
+{#- A table, not a view: a batch is tens of millions of cells, and the timestamp parsing must
+    run once, not once per consumer and test.
+    One row per raw cell of the batch, typed: the timestamp with its offset or the site's
     zone, the value as a double, the canonical point it maps to (NULL when unmapped), and what
     kind of source row it came from. -#}
 with

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 GROUND_TRUTH_FILE = "_ground_truth.csv"  # leading "_": not picked up as input
 BUCKET_SECONDS = 300
-DEFAULT_START = datetime(2026, 6, 1, tzinfo=UTC)
+DEFAULT_START = datetime(2025, 6, 1, tzinfo=UTC)  # in the past: the contract refuses the future
 
 # Injected faults, per site and day, as (kind, local start hour, minutes, channel, flag).
 # The hours fall inside the daily running period (06:00-22:00 local).

@@ -185,11 +185,7 @@ class TelemetryLoader:
             self.config.input_pattern,
             input_dir,
         )
-        con = connect(
-            self.config.warehouse_path,
-            memory_limit_mb=self.config.memory_limit_mb,
-            temp_directory=self.config.spill_directory,
-        )
+        con = self._connect()
         try:
             ensure_raw_tables(con)
             clear_raw_tables(con)
@@ -198,12 +194,24 @@ class TelemetryLoader:
                 track(files, len(files), "loading files", json_logs=json_logs), start=1
             ):
                 self._load_one(con, file_id, path, relative, only_site)
+                if file_id % self.config.recycle_connection_every == 0:
+                    # Closing checkpoints and drops the cache of pages written so far, which
+                    # the load never reads again: memory stays flat however many files come.
+                    con.close()
+                    con = self._connect()
             self._finish_batch(con)
             summary = self._summarize(con)
         finally:
             con.close()
         summary.seconds = time.monotonic() - started
         return summary
+
+    def _connect(self) -> duckdb.DuckDBPyConnection:
+        return connect(
+            self.config.warehouse,
+            memory_limit_mb=self.config.memory_limit_mb,
+            temp_directory=self.config.spill_directory,
+        )
 
     def _load_one(
         self,

@@ -1,18 +1,33 @@
-"""The telemetry job: load the batch's files, then one dbt build over the telemetry models."""
+"""The telemetry job: lock the output, repair after any interrupted run, load the batch, run
+one dbt build (models, tests, the Parquet post-hook), then commit only if every error-severity
+test passed. A batch report is written in every case."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from batch_processor.config import TelemetryConfig
 from batch_processor.dbt_runner import DbtRun, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
+from batch_processor.run_lock import output_lock
+from batch_processor.telemetry.dataset import DatasetPaths
 from batch_processor.telemetry.loader import LoadSummary, TelemetryLoader
+from batch_processor.telemetry.publisher import (
+    CommitResult,
+    abandon_batch,
+    commit_batch,
+    reconcile,
+)
+from batch_processor.telemetry.report import write_report
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +37,47 @@ DBT_SELECTOR = "tag:telemetry"
 @dataclass
 class TelemetryRunResult:
     batch_id: str
-    load: LoadSummary
-    dbt: DbtRun
+    load: LoadSummary | None = None
+    dbt: DbtRun | None = None
+    commit: CommitResult | None = None
+    dry_run: bool = False
     timings: dict[str, float] = field(default_factory=dict)
+    report_path: Path | None = None
 
     @property
     def exit_code(self) -> ExitCode:
-        return ExitCode.COMPLETED_WITH_REJECTS if self.load.has_rejects else ExitCode.OK
+        if self.load is not None and self.load.has_rejects:
+            return ExitCode.COMPLETED_WITH_REJECTS
+        return ExitCode.OK
+
+
+class BatchFailedError(RunFailedError):
+    """The batch failed after it started; the report says why."""
+
+    def __init__(self, message: str, report_path: Path | None) -> None:
+        suffix = f" (report: {report_path})" if report_path else ""
+        super().__init__(message + suffix)
+        self.report_path = report_path
+
+
+def _invocation_id(target_path: Path) -> str | None:
+    results = target_path / "run_results.json"
+    if not results.exists():
+        return None
+    invocation: str = json.loads(results.read_text())["metadata"]["invocation_id"]
+    return invocation
+
+
+def _failures(dbt: DbtRun) -> list[dict[str, Any]]:
+    return [
+        {
+            "unique_id": n.unique_id,
+            "status": n.status,
+            "failures": n.failures,
+            "message": n.message,
+        }
+        for n in dbt.failed_nodes
+    ]
 
 
 def run_telemetry(
@@ -37,30 +86,74 @@ def run_telemetry(
     output_dir: Path,
     *,
     only_site: str | None = None,
+    dry_run: bool = False,
 ) -> TelemetryRunResult:
     if not input_dir.is_dir():
         raise RunFailedError(f"input folder not found: {input_dir}")
-    batch_id = str(uuid.uuid4())
-    timings: dict[str, float] = {}
-    started = time.monotonic()
-    load = TelemetryLoader(config, batch_id).load(input_dir, only_site=only_site)
-    timings["load_s"] = time.monotonic() - started
-    if not load.by_status.get("loaded") and not load.by_status.get("partial"):
-        raise RunFailedError(
-            f"no file of the batch could be loaded ({load.files_total} found under {input_dir}); "
-            "see the reasons above"
-        )
-    started = time.monotonic()
-    target_path = output_dir / "_dbt" / batch_id
-    dbt = run_dbt(
-        ["build", "--select", DBT_SELECTOR],
-        warehouse=config.warehouse_path,
-        target_path=target_path,
-        dbt_vars={"telemetry_batch_id": batch_id},
-        memory_limit_mb=config.memory_limit_mb,
-    )
-    timings["dbt_build_s"] = time.monotonic() - started
-    if not dbt.success:
-        failed = ", ".join(f"{n.unique_id} ({n.status}: {n.message})" for n in dbt.failed_nodes)
-        raise RunFailedError(f"dbt build failed: {failed or dbt.error}")
-    return TelemetryRunResult(batch_id=batch_id, load=load, dbt=dbt, timings=timings)
+    paths = DatasetPaths(output_dir)
+    if config.warehouse_path is None:  # the dataset's history lives with the dataset
+        config = config.model_copy(update={"warehouse_path": output_dir / "warehouse.duckdb"})
+    started_at = datetime.now(UTC)
+    result = TelemetryRunResult(batch_id=str(uuid.uuid4()), dry_run=dry_run)
+    with output_lock(output_dir, config.lock_timeout_s):
+        paths.make()
+        failure: dict[str, Any] | None = None
+        try:
+            step = time.monotonic()
+            reconcile(paths, config.warehouse)
+            result.timings["reconcile_s"] = time.monotonic() - step
+
+            step = time.monotonic()
+            result.load = TelemetryLoader(config, result.batch_id).load(
+                input_dir, only_site=only_site
+            )
+            result.timings["load_s"] = time.monotonic() - step
+            load = result.load
+            if config.stop_on_error and load.has_rejects:
+                first = load.set_aside[0] if load.set_aside else ("?", "rows rejected")
+                raise RunFailedError(f"--stop-on-error: {first[0]}: {first[1]}")
+            if not load.by_status.get("loaded") and not load.by_status.get("partial"):
+                raise RunFailedError(
+                    f"no file of the batch could be loaded ({load.files_total} found under "
+                    f"{input_dir})"
+                )
+
+            step = time.monotonic()
+            target_path = paths.root / "_dbt" / result.batch_id
+            result.dbt = run_dbt(
+                ["build", "--select", DBT_SELECTOR],
+                warehouse=config.warehouse,
+                target_path=target_path,
+                dbt_vars=config.dbt_vars(paths.staging_root),
+                memory_limit_mb=config.memory_limit_mb,
+            )
+            result.timings["dbt_build_s"] = time.monotonic() - step
+            result.batch_id = _invocation_id(target_path) or result.batch_id
+            if not result.dbt.success:
+                failing = _failures(result.dbt)
+                failure = {"kind": "dbt", "failing_nodes": failing, "error": result.dbt.error}
+                names = ", ".join(
+                    f"{f['unique_id']} ({f['status']}, {f['failures']} failing row(s))"
+                    for f in failing
+                )
+                raise RunFailedError(f"dbt build failed: {names or result.dbt.error}")
+
+            step = time.monotonic()
+            if dry_run:
+                abandon_batch(paths, config.warehouse, result.batch_id)
+            else:
+                result.commit = commit_batch(paths, config.warehouse, result.batch_id, target_path)
+            result.timings["commit_s"] = time.monotonic() - step
+        except Exception as exc:
+            abandon_batch(paths, config.warehouse, result.batch_id)
+            failure = failure or {}
+            failure.setdefault("kind", "error")
+            failure["message"] = str(exc)
+            if not isinstance(exc, RunFailedError):
+                failure["traceback"] = traceback.format_exc()
+            result.report_path = write_report(
+                paths, config, result, started_at, input_dir, failure=failure
+            )
+            raise BatchFailedError(str(exc), result.report_path) from exc
+        result.report_path = write_report(paths, config, result, started_at, input_dir)
+    return result

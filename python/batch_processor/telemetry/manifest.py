@@ -1,0 +1,157 @@
+"""The manifest of a committed telemetry batch, built from dbt's run artifacts, the published
+files and the warehouse. Format (manifest_version 1.0):
+
+    manifest_version, batch_id (= dbt invocation_id), created_at, versions {dbt, dbt-duckdb,
+    duckdb}, site_ids, input_files [{path, size_bytes, sha256, rows, rejected_rows, status,
+    reason}], output_files / dataset_files / superseded_files [{path, partition, rows, bytes,
+    sha256, min_timestamp, max_timestamp}], statistics {total_rows, time_range,
+    quality_flags_distribution, per_site}, dbt {invocation_id, nodes [{unique_id,
+    resource_type, status, execution_time_s, rows, failures, message}]}, schema {column:
+    parquet type}, schema_hash, checksum (sha256 over the canonical JSON of everything else).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+MANIFEST_VERSION = "1.0"
+READINGS_MART = "telemetry.fct_telemetry_readings"
+FILES_MART = "telemetry.dim_telemetry_input_files"
+
+
+def canonical_json(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def with_checksum(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "checksum": "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()}
+
+
+def checksum_ok(manifest: dict[str, Any]) -> bool:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return bool(with_checksum(body)["checksum"] == manifest.get("checksum"))
+
+
+def dbt_nodes(target_path: Path, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every node of the run: status, timing, failures; rows for models stored as tables."""
+    results = json.loads((target_path / "run_results.json").read_text())
+    manifest = json.loads((target_path / "manifest.json").read_text())
+    nodes = []
+    for result in results["results"]:
+        unique_id = result["unique_id"]
+        node = manifest["nodes"].get(unique_id, {})
+        rows = None
+        materialized = node.get("config", {}).get("materialized")
+        if node.get("resource_type") in {"model", "seed"} and materialized != "view":
+            relation = f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
+            try:
+                found = con.execute(f"select count(*) from {relation}").fetchone()
+                rows = int(found[0]) if found else None
+            except duckdb.Error:
+                rows = None
+        nodes.append(
+            {
+                "unique_id": unique_id,
+                "resource_type": node.get("resource_type", unique_id.split(".", 1)[0]),
+                "status": result["status"],
+                "execution_time_s": round(result.get("execution_time") or 0.0, 3),
+                "rows": rows,
+                "failures": result.get("failures"),
+                "message": result.get("message"),
+            }
+        )
+    return nodes
+
+
+def statistics(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Counted from the warehouse mart, which after a commit holds exactly the dataset."""
+
+    def flag_counts(where: str = "true") -> dict[str, int]:
+        return {
+            flag: count
+            for flag, count in con.execute(
+                f"select f, count(*) from {READINGS_MART}, unnest(quality_flags) as t(f) "
+                f"where {where} group by f order by f"
+            ).fetchall()
+        }
+
+    total, first, last = con.execute(
+        f"select count(*), min(timestamp), max(timestamp) from {READINGS_MART}"
+    ).fetchone() or (0, None, None)
+    per_site: dict[str, Any] = {}
+    for site, rows, site_first, site_last in con.execute(
+        f"select site_id, count(*), min(timestamp), max(timestamp) from {READINGS_MART} "
+        "group by site_id order by site_id"
+    ).fetchall():
+        quoted = "'" + site.replace("'", "''") + "'"
+        per_site[site] = {
+            "rows": rows,
+            "time_range": [site_first.isoformat(), site_last.isoformat()],
+            "quality_flags_distribution": flag_counts(f"site_id = {quoted}"),
+        }
+    return {
+        "total_rows": total,
+        "time_range": [first.isoformat(), last.isoformat()] if first else None,
+        "quality_flags_distribution": flag_counts(),
+        "per_site": per_site,
+    }
+
+
+def input_files(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    return [
+        {
+            "path": path,
+            "size_bytes": size,
+            "sha256": sha,
+            "rows": rows,
+            "rejected_rows": rejected,
+            "status": status,
+            "reason": reason,
+        }
+        for path, size, sha, rows, rejected, status, reason in con.execute(
+            f"""
+            select source_file, size_bytes, sha256, rows_read, rows_rejected, load_status,
+                   load_reason
+            from {FILES_MART} order by relative_path
+            """
+        ).fetchall()
+    ]
+
+
+def build_manifest(
+    *,
+    batch_id: str,
+    con: duckdb.DuckDBPyConnection,
+    target_path: Path,
+    output_files: list[dict[str, Any]],
+    dataset_files: list[dict[str, Any]],
+    superseded_files: list[dict[str, Any]],
+    schema: dict[str, str],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "manifest_version": MANIFEST_VERSION,
+        "batch_id": batch_id,
+        "created_at": datetime.now(UTC).isoformat(),
+        "versions": {
+            "dbt": version("dbt-core"),
+            "dbt-duckdb": version("dbt-duckdb"),
+            "duckdb": duckdb.__version__,
+        },
+        "site_ids": sorted({f["partition"]["site_id"] for f in dataset_files}),
+        "input_files": input_files(con),
+        "output_files": output_files,
+        "dataset_files": dataset_files,
+        "superseded_files": superseded_files,
+        "statistics": statistics(con),
+        "dbt": {"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
+        "schema": schema,
+        "schema_hash": "sha256:" + hashlib.sha256(canonical_json(schema)).hexdigest(),
+    }
+    return with_checksum(body)

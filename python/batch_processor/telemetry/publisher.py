@@ -1,0 +1,274 @@
+"""Commit a telemetry batch atomically, roll a failed one back, and repair after a crash.
+
+The commit protocol (one writer, under the output lock):
+1. dbt's post-hook wrote the batch's Parquet files to ``.staging/<batch_id>/``;
+2. each staged file is fsynced and moved (rename, same filesystem) into ``data/`` under its
+   unique name; folders are fsynced;
+3. ``manifests/manifest-<batch_id>.json`` is created whole (temp file, fsync, link(2), which
+   refuses to replace an existing file);
+4. ``manifests/current.json`` is swapped in with rename(2): this is the commit point. Readers
+   that follow current.json see the old dataset or the new one, never a mix;
+5. the warehouse records the batch as committed; the files the commit superseded are deleted.
+
+A crash anywhere leaves current.json naming only whole, existing files. The next run's
+``reconcile`` adopts a committed-but-unrecorded batch, deletes the history rows of batches
+that never committed (their partitions are rebuilt), and removes leftovers: staging folders,
+files no manifest references, manifests that never became current.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import duckdb
+
+from batch_processor.db import connect
+from batch_processor.durable import create_exclusive, fsync_dir, fsync_file, replace_atomic
+from batch_processor.telemetry.dataset import (
+    DatasetPaths,
+    describe_files,
+    parquet_schema,
+)
+from batch_processor.telemetry.manifest import build_manifest
+
+log = logging.getLogger(__name__)
+
+HISTORY = "telemetry_intermediate.int_telemetry__readings_history"
+PARTITIONS = "telemetry_intermediate.int_telemetry__partitions_to_build"
+CRASH_ENV = "BATCH_PROCESSOR_CRASH_AT"  # fault injection for the crash tests only
+
+
+def crash_point(name: str) -> None:
+    """Die like a SIGKILL here when the crash tests ask for it."""
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
+    if not paths.current.exists():
+        return None
+    document: dict[str, Any] = json.loads(paths.current.read_text(encoding="utf-8"))
+    return document
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    schema, name = qualified.split(".")
+    found = con.execute(
+        "select count(*) from duckdb_tables() where schema_name = $s and table_name = $n",
+        {"s": schema, "n": name},
+    ).fetchone()
+    return bool(found and found[0])
+
+
+@dataclass
+class ReconcileReport:
+    adopted_batch: str | None = None
+    rolled_back_batches: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+
+
+def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
+    """Bring the warehouse and the output folder back in line with current.json."""
+    report = ReconcileReport()
+    current = read_current(paths)
+    committed: set[str] = set()
+    if warehouse.exists():
+        con = connect(warehouse)
+        try:
+            if _table_exists(con, "telemetry_meta.committed_batches"):
+                if current is not None and _record_commit(con, current["batch_id"], paths.current):
+                    # killed after the commit point, before the warehouse heard of it
+                    report.adopted_batch = current["batch_id"]
+                if _table_exists(con, HISTORY):
+                    for (batch_id,) in con.execute(
+                        f"""
+                        select distinct batch_id from {HISTORY}
+                        where batch_id not in (
+                            select batch_id from telemetry_meta.committed_batches
+                        )
+                        """
+                    ).fetchall():
+                        rollback_batch(con, batch_id)
+                        report.rolled_back_batches.append(batch_id)
+                committed = {
+                    row[0]
+                    for row in con.execute(
+                        "select batch_id from telemetry_meta.committed_batches"
+                    ).fetchall()
+                }
+        finally:
+            con.close()
+    live = {f["path"] for f in current["dataset_files"]} if current else set()
+    for path in sorted(paths.data.rglob("*")) if paths.data.exists() else []:
+        if (
+            path.is_file()
+            and str(PurePosixPath(path.relative_to(paths.data).as_posix())) not in live
+        ):
+            path.unlink()
+            report.removed.append(str(path))
+    if paths.staging_root.exists():
+        for leftover in sorted(paths.staging_root.iterdir()):
+            shutil.rmtree(leftover, ignore_errors=True)
+            report.removed.append(str(leftover))
+    if paths.manifests.exists():
+        for manifest in sorted(paths.manifests.iterdir()):
+            batch = manifest.name.removeprefix("manifest-").removesuffix(".json")
+            uncommitted = manifest.name.startswith("manifest-") and batch not in committed
+            if manifest.name.startswith(".") or uncommitted:
+                manifest.unlink()
+                report.removed.append(str(manifest))
+    for folder in (paths.data, paths.manifests):
+        if folder.exists():
+            fsync_dir(folder)
+    if report.rolled_back_batches or report.removed:
+        log.warning(
+            "repaired the output after an interrupted run: rolled back %s, removed %d leftover(s)",
+            report.rolled_back_batches or "no batch",
+            len(report.removed),
+        )
+    return report
+
+
+def rollback_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> None:
+    """Forget an uncommitted batch: its history rows go, and the partitions it touched (or
+    had to rebuild) are rebuilt by the next run from committed history, so the warehouse
+    marts that the batch already rewrote are repaired too."""
+    con.execute("begin transaction")
+    con.execute(
+        f"""
+        insert into telemetry_meta.rebuild_partitions
+        select distinct site_id, date_trunc('month', sample_at) from {HISTORY}
+        where batch_id = $b
+        """,
+        {"b": batch_id},
+    )
+    if _table_exists(con, PARTITIONS):
+        con.execute(f"insert into telemetry_meta.rebuild_partitions select * from {PARTITIONS}")
+    con.execute(f"delete from {HISTORY} where batch_id = $b", {"b": batch_id})
+    con.execute(
+        """
+        create or replace temp table distinct_partitions as
+        select distinct * from telemetry_meta.rebuild_partitions
+        """
+    )
+    con.execute("delete from telemetry_meta.rebuild_partitions")
+    con.execute("insert into telemetry_meta.rebuild_partitions select * from distinct_partitions")
+    con.execute("commit")
+
+
+def _record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path) -> bool:
+    """Record ``batch_id`` as committed, once. Its build rebuilt every partition that was left
+    to rebuild, so those are cleared with it. Returns whether anything was recorded."""
+    known = con.execute(
+        "select count(*) from telemetry_meta.committed_batches where batch_id = $b",
+        {"b": batch_id},
+    ).fetchone()
+    if known and known[0]:
+        return False
+    con.execute("begin transaction")
+    con.execute(
+        "insert into telemetry_meta.committed_batches values ($b, now(), $m)",
+        {"b": batch_id, "m": str(manifest)},
+    )
+    con.execute("delete from telemetry_meta.rebuild_partitions")
+    con.execute("commit")
+    return True
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    manifest_path: Path
+    manifest: dict[str, Any]
+
+
+def commit_batch(
+    paths: DatasetPaths, warehouse: Path, batch_id: str, target_path: Path
+) -> CommitResult:
+    staging = paths.staging(batch_id)
+    staged = sorted(staging.rglob("*.parquet")) if staging.exists() else []
+    output_files = describe_files(staging, staged)
+    schema = parquet_schema(staged[0]) if staged else {}
+    previous = read_current(paths)
+    con = connect(warehouse)
+    try:
+        rebuilt = {
+            (site, f"{month:%Y}", f"{month:%m}")
+            for site, month in con.execute(f"select * from {PARTITIONS}").fetchall()
+        }
+        kept: list[dict[str, Any]] = []
+        superseded: list[dict[str, Any]] = []
+        for entry in previous["dataset_files"] if previous else []:
+            key = tuple(entry["partition"][k] for k in ("site_id", "year", "month"))
+            (superseded if key in rebuilt else kept).append(entry)
+        if not schema and previous:
+            schema = previous["schema"]
+        dataset_files = sorted(kept + output_files, key=lambda f: f["path"])
+        manifest = build_manifest(
+            batch_id=batch_id,
+            con=con,
+            target_path=target_path,
+            output_files=output_files,
+            dataset_files=dataset_files,
+            superseded_files=superseded,
+            schema=schema,
+        )
+    finally:
+        con.close()
+
+    crash_point("before_move")
+    for index, source in enumerate(staged):
+        fsync_file(source)
+        target = paths.data / source.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.replace(target)
+        if index == 0:
+            crash_point("after_first_move")
+    for folder in {(paths.data / s.relative_to(staging)).parent for s in staged}:
+        fsync_dir(folder)
+    fsync_dir(paths.data)
+
+    crash_point("before_manifest")
+    manifest_path = paths.manifest(batch_id)
+    body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
+    create_exclusive(manifest_path, body)
+    crash_point("before_current")
+    replace_atomic(paths.current, body)  # the commit point
+    crash_point("after_current")
+
+    con = connect(warehouse)
+    try:
+        _record_commit(con, batch_id, manifest_path)
+    finally:
+        con.close()
+    for entry in superseded:
+        (paths.data / entry["path"]).unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+    log.info(
+        "committed batch %s: %d file(s) written, %d superseded",
+        batch_id,
+        len(output_files),
+        len(superseded),
+    )
+    return CommitResult(manifest_path=manifest_path, manifest=manifest)
+
+
+def abandon_batch(paths: DatasetPaths, warehouse: Path, batch_id: str | None) -> None:
+    """A batch that will not be committed (failed tests, dry run, error): remove its staged
+    files and forget it in the warehouse. The published dataset is untouched."""
+    if batch_id is not None:
+        shutil.rmtree(paths.staging(batch_id), ignore_errors=True)
+    if not warehouse.exists():
+        return
+    con = connect(warehouse)
+    try:
+        if batch_id is not None and _table_exists(con, HISTORY):
+            rollback_batch(con, batch_id)
+    finally:
+        con.close()

@@ -1,0 +1,66 @@
+"""Re-check a published output folder against its current manifest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import duckdb
+
+from batch_processor.telemetry.dataset import DatasetPaths, sha256_file
+from batch_processor.telemetry.manifest import checksum_ok
+from batch_processor.telemetry.publisher import read_current
+
+
+@dataclass
+class VerifyReport:
+    batch_id: str | None = None
+    files_checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.orphans
+
+
+def verify_output(output_dir: Path) -> VerifyReport:
+    paths = DatasetPaths(output_dir)
+    report = VerifyReport()
+    manifest = read_current(paths)
+    if manifest is None:
+        report.problems.append(f"no current manifest at {paths.current}")
+        return report
+    report.batch_id = manifest["batch_id"]
+    if not checksum_ok(manifest):
+        report.problems.append(f"{paths.current}: the checksum does not match the manifest body")
+    con = duckdb.connect()
+    try:
+        for entry in manifest["dataset_files"]:
+            path = paths.data / entry["path"]
+            report.files_checked += 1
+            if not path.exists():
+                report.problems.append(f"missing: {entry['path']}")
+                continue
+            if sha256_file(path) != entry["sha256"]:
+                report.problems.append(f"sha256 mismatch: {entry['path']}")
+                continue
+            found = con.execute(
+                "select count(*) from read_parquet($p)", {"p": str(path)}
+            ).fetchone()
+            if not found or found[0] != entry["rows"]:
+                report.problems.append(
+                    f"row count: {entry['path']} has {found[0] if found else '?'}, "
+                    f"manifest says {entry['rows']}"
+                )
+    finally:
+        con.close()
+    live = {entry["path"] for entry in manifest["dataset_files"]}
+    if paths.data.exists():
+        for path in sorted(paths.data.rglob("*")):
+            relative = str(PurePosixPath(path.relative_to(paths.data).as_posix()))
+            if path.is_file() and relative not in live:
+                report.orphans.append(relative)
+    if paths.staging_root.exists():
+        report.orphans += [str(p) for p in sorted(paths.staging_root.iterdir())]
+    return report
