@@ -464,8 +464,8 @@ def main() -> int:
         loader = MeasuredLoader(config, "bench-ingest", sampler)
         loader.total_files = files
         # time the loader's helpers and SQL statements in place (the package is not changed)
-        saved = (loader_module.sha256_of, loader_module.probe_file, loader_module.connect)
-        loader_module.sha256_of = _timed(saved[0], loader.timings, "sha256")
+        saved = (loader_module.sha256_file, loader_module.probe_file, loader_module.connect)
+        loader_module.sha256_file = _timed(saved[0], loader.timings, "sha256")
         loader_module.probe_file = _timed(saved[1], loader.timings, "probe")
         loader_module.connect = _timed_connect(saved[2], loader.timings, sampler)
         baseline_rss = sampler.sample()
@@ -479,7 +479,7 @@ def main() -> int:
             summary = loader.load(args.data_dir)
         finally:
             sampler.stop()
-            loader_module.sha256_of, loader_module.probe_file, loader_module.connect = saved
+            loader_module.sha256_file, loader_module.probe_file, loader_module.connect = saved
         warehouse_bytes = sum(p.stat().st_size for p in Path(work).rglob("*") if p.is_file())
         report(summary, loader, sampler, baseline_rss, total_bytes, warehouse_bytes)
     return 0

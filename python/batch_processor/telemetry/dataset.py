@@ -10,12 +10,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import duckdb
+
+from batch_processor.checksums import sha256_file
 
 PARTITION_KEYS = ("site_id", "year", "month")
 
@@ -53,14 +54,6 @@ class DatasetPaths:
     def make(self) -> None:
         for folder in (self.data, self.manifests, self.reports, self.staging_root):
             folder.mkdir(parents=True, exist_ok=True)
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def partition_of(relative: PurePosixPath) -> dict[str, str]:

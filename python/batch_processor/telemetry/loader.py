@@ -7,7 +7,6 @@ for the whole batch.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
+from batch_processor.checksums import sha256_file
 from batch_processor.config import TelemetryConfig
 from batch_processor.db import connect
 from batch_processor.progress import track
@@ -152,14 +152,6 @@ class LoadSummary:
         return bool(self.set_aside) or self.rows_rejected > 0
 
 
-def sha256_of(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def first_error_line(exc: BaseException) -> str:
     """DuckDB errors run to many lines of advice; keep the ones that say what and where."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
@@ -229,7 +221,7 @@ class TelemetryLoader:
             "relative_path": str(relative),
             "site_id": None,
             "size_bytes": stat.st_size,
-            "sha256": sha256_of(path),
+            "sha256": sha256_file(path),
             "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
             "status": "rejected",
             "reason": None,

@@ -7,7 +7,8 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
-from batch_processor.telemetry.dataset import DatasetPaths, sha256_file
+from batch_processor.checksums import sha256_file
+from batch_processor.telemetry.dataset import DatasetPaths
 from batch_processor.telemetry.manifest import checksum_ok
 from batch_processor.telemetry.publisher import read_current
 
