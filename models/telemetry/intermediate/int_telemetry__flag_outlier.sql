@@ -3,8 +3,13 @@
     (3) the rolling modified z-score |0.6745 (x − median) / max(MAD, resolution)| > z over a
     centred window, per site, point and running state. The point's resolution (seed) guards
     MAD = 0 on plateaus; FROZEN buckets are kept out of the window (a stuck stretch would
-    shrink the MAD and make normal values look extreme); windows with too few buckets are
-    skipped. One row per raised flag. -#}
+    shrink the MAD and make normal values look extreme). The window must be near-symmetric,
+    each side holding at least telemetry_mad_min_side_share of a half-window: at the edge of
+    a running period or a gap it would see one side only, and a trend (the morning rise of
+    the wet bulb) would put its median off the value's own level. (A local linear detrend,
+    SaQC's deg=1, was tried: on a daily curve it leaves structured residuals at the edges and
+    raised more false outliers.) Weather does not depend on the chiller, so its
+    window ignores the running state. One row per raised flag. -#}
 with
 
 point_buckets as (
@@ -74,7 +79,7 @@ robust_inputs as (
         point_buckets.point_id,
         point_buckets.value,
         points.mad_resolution,
-        buckets.chiller_running
+        point_buckets.channel_class = 'weather' or buckets.chiller_running as window_state
     from point_buckets
     inner join buckets
         on
@@ -94,15 +99,32 @@ robust_stats as (
         *,
         median(value) over robust_window as window_median,
         greatest(mad(value) over robust_window, mad_resolution) as window_scale,
-        count(value) over robust_window as window_count
+        count(value) over robust_window as window_count,
+        count(value) over window_before as count_before,
+        count(value) over window_after as count_after
     from robust_inputs
-    window robust_window as (
-        partition by site_id, point_id, chiller_running
-        order by bucket_start
-        range between
-        interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' preceding
-        and interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' following
-    )
+    window
+        robust_window as (
+            partition by site_id, point_id, window_state
+            order by bucket_start
+            range between
+            interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' preceding
+            and interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' following
+        ),
+        window_before as (
+            partition by site_id, point_id, window_state
+            order by bucket_start
+            range between
+            interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' preceding
+            and current row
+        ),
+        window_after as (
+            partition by site_id, point_id, window_state
+            order by bucket_start
+            range between
+            current row
+            and interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' following
+        )
 ),
 
 robust_outliers as (
@@ -121,6 +143,10 @@ robust_outliers as (
     from robust_stats
     where
         window_count >= {{ var('telemetry_mad_min_samples') }}
+        -- a near-symmetric window: each side holds at least this share of a half-window
+        and least(count_before, count_after)
+        >= {{ var('telemetry_mad_min_side_share') }}
+        * {{ var('telemetry_mad_window_hours') }} * 30 / {{ var('telemetry_resample_minutes') }}
         and abs(0.6745 * (value - window_median) / window_scale) > {{ var('telemetry_mad_z') }}
 ),
 
