@@ -16,7 +16,8 @@
         {%- set largest = run_query(
             "select coalesce(max(n), 0) from (select count(*) as n from " ~ this ~ " as t "
             ~ "inner join " ~ partitions ~ " as p on t.site_id = p.site_id "
-            ~ "and date_trunc('month', t.timestamp) = p.month_start group by all)"
+            ~ "and date_trunc('month', t.timestamp) = p.month_start "
+            ~ "group by t.site_id, p.month_start)"
         ).columns[0].values()[0] | int -%}
         {%- for part in range(((largest + max_rows - 1) // max_rows)) %}
             copy (

@@ -1,4 +1,5 @@
-"""One writer per output folder: a run holds ``<output>/.lock`` from start to commit."""
+"""One writer at a time: a run holds the output folder's lock and its warehouse's lock from
+start to commit (two outputs could otherwise share one warehouse through --warehouse)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,15 @@ from batch_processor.errors import RunFailedError
 
 
 class LockedError(RunFailedError):
-    """Another run holds the output folder."""
+    """Another run holds the resource."""
 
 
 @contextmanager
-def output_lock(output_dir: Path, timeout_s: float) -> Iterator[None]:
-    """Hold the output folder's lock, waiting up to ``timeout_s`` (0 = fail at once)."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(output_dir / ".lock"))
-    holder = output_dir / ".lock.holder"
+def exclusive(lock_path: Path, what: str, timeout_s: float) -> Iterator[None]:
+    """Hold ``lock_path``, waiting up to ``timeout_s`` (0 = fail at once)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(lock_path))
+    holder = lock_path.with_name(lock_path.name + ".holder")
     try:
         lock.acquire(timeout=timeout_s)
     except Timeout:
@@ -35,7 +36,7 @@ def output_lock(output_dir: Path, timeout_s: float) -> Iterator[None]:
         except (OSError, ValueError, KeyError):
             pass
         raise LockedError(
-            f"{output_dir} is being written by {who}; wait for it to finish or pass "
+            f"{what} is being written by {who}; wait for it to finish or pass "
             f"--lock-timeout SECONDS to wait (waited {timeout_s:g} s)"
         ) from None
     try:
@@ -52,3 +53,12 @@ def output_lock(output_dir: Path, timeout_s: float) -> Iterator[None]:
     finally:
         holder.unlink(missing_ok=True)
         lock.release()
+
+
+@contextmanager
+def run_locks(output_dir: Path, warehouse: Path, timeout_s: float) -> Iterator[None]:
+    with (
+        exclusive(output_dir / ".lock", str(output_dir), timeout_s),
+        exclusive(warehouse.with_name(warehouse.name + ".lock"), str(warehouse), timeout_s),
+    ):
+        yield

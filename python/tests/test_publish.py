@@ -238,3 +238,50 @@ def test_verify_finds_tampering_and_orphans(tmp_path, published, capsys):
     assert main(["verify", "--output", str(output)]) == ExitCode.FAILED
     out = capsys.readouterr().out
     assert "sha256 mismatch" in out and "orphan (not in the current manifest): stray.parquet" in out
+
+
+def test_partition_values_are_decoded():
+    from pathlib import PurePosixPath
+
+    from batch_processor.telemetry.dataset import partition_of
+
+    path = PurePosixPath("site_id=ESB%20CH1/year=2026/month=06/part.parquet")
+    assert partition_of(path) == {"site_id": "ESB CH1", "year": "2026", "month": "06"}
+
+
+def test_a_warehouse_that_does_not_know_the_dataset_is_refused(tmp_path, generated):
+    output = tmp_path / "out"
+    run(generated.out_dir, output)
+    manifests = sorted(p.name for p in (output / "manifests").iterdir())
+    (output / "warehouse.duckdb").unlink()
+    with pytest.raises(RunFailedError, match="does not hold the history"):
+        run(generated.out_dir, output)
+    assert sorted(p.name for p in (output / "manifests").iterdir()) == manifests
+    assert verify_output(output).ok
+
+
+def test_two_batches_across_a_month_edge_equal_one_batch(tmp_path):
+    """Splitting the same files into two batches at a month boundary gives exactly the rows
+    of one batch: the month before is rebuilt when the next one's data reaches its edge."""
+    both = generate_demo_data(
+        tmp_path / "both",
+        sites=2,
+        days=2,
+        seed=13,
+        malformed_files=False,
+        start=datetime(2025, 5, 31, tzinfo=UTC),
+    )
+    first, second = tmp_path / "may", tmp_path / "june"
+    for source in both.out_dir.rglob("*.csv"):
+        if source.name.startswith("_"):
+            continue
+        target = (first if "20250531" in source.name else second) / source.relative_to(both.out_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    one = tmp_path / "one"
+    run(both.out_dir, one)
+    split = tmp_path / "split"
+    run(first, split)
+    run(second, split)
+    assert rows_of(split) == rows_of(one)
+    assert verify_output(split).ok

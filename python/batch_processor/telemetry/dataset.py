@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote
 
 import duckdb
 
@@ -57,8 +58,14 @@ class DatasetPaths:
 
 
 def partition_of(relative: PurePosixPath) -> dict[str, str]:
-    """``site_id=X/year=2026/month=06/f.parquet`` -> {site_id: X, year: 2026, month: 06}."""
-    values = dict(part.split("=", 1) for part in relative.parts[:-1] if "=" in part)
+    """``site_id=X/year=2026/month=06/f.parquet`` -> {site_id: X, year: 2026, month: 06}.
+
+    DuckDB percent-encodes partition values in folder names (``ESB CH1`` -> ``ESB%20CH1``),
+    as Hive readers expect; the manifest holds the decoded values."""
+    values = {
+        key: unquote(value)
+        for key, value in (part.split("=", 1) for part in relative.parts[:-1] if "=" in part)
+    }
     return {key: values[key] for key in PARTITION_KEYS}
 
 

@@ -18,7 +18,7 @@ from batch_processor.config import TelemetryConfig
 from batch_processor.dbt_runner import DbtRun, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
-from batch_processor.run_lock import output_lock
+from batch_processor.run_lock import run_locks
 from batch_processor.telemetry.dataset import DatasetPaths
 from batch_processor.telemetry.loader import LoadSummary, TelemetryLoader
 from batch_processor.telemetry.publisher import (
@@ -95,7 +95,7 @@ def run_telemetry(
         config = config.model_copy(update={"warehouse_path": output_dir / "warehouse.duckdb"})
     started_at = datetime.now(UTC)
     result = TelemetryRunResult(batch_id=str(uuid.uuid4()), dry_run=dry_run)
-    with output_lock(output_dir, config.lock_timeout_s):
+    with run_locks(output_dir, config.warehouse, config.lock_timeout_s):
         paths.make()
         failure: dict[str, Any] | None = None
         try:

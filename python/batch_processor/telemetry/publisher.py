@@ -8,7 +8,10 @@ The commit protocol (one writer, under the output lock):
    refuses to replace an existing file);
 4. ``manifests/current.json`` is swapped in with rename(2): this is the commit point. Readers
    that follow current.json see the old dataset or the new one, never a mix;
-5. the warehouse records the batch as committed; the files the commit superseded are deleted.
+5. the warehouse records the batch as committed; the files the *previous* commit superseded
+   are deleted. A superseded file stays one commit longer (listed as ``superseded_files``), so
+   a reader that listed the previous manifest can still finish. Nothing after step 4 can undo
+   the commit: a later error is logged and left to the next run's reconciliation.
 
 A crash anywhere leaves current.json naming only whole, existing files. The next run's
 ``reconcile`` adopts a committed-but-unrecorded batch, deletes the history rows of batches
@@ -31,6 +34,7 @@ import duckdb
 
 from batch_processor.db import connect
 from batch_processor.durable import create_exclusive, fsync_dir, fsync_file, replace_atomic
+from batch_processor.errors import RunFailedError
 from batch_processor.telemetry.dataset import (
     DatasetPaths,
     describe_files,
@@ -41,6 +45,7 @@ from batch_processor.telemetry.manifest import build_manifest
 log = logging.getLogger(__name__)
 
 HISTORY = "telemetry_intermediate.int_telemetry__readings_history"
+CONTEXT_HOURS = 24  # = dbt var telemetry_context_hours: a rolled-back batch's edges are rebuilt
 PARTITIONS = "telemetry_intermediate.int_telemetry__partitions_to_build"
 CRASH_ENV = "BATCH_PROCESSOR_CRASH_AT"  # fault injection for the crash tests only
 
@@ -79,11 +84,15 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
     report = ReconcileReport()
     current = read_current(paths)
     committed: set[str] = set()
+    if current is not None:
+        _require_known_dataset(current["batch_id"], warehouse, paths)
     if warehouse.exists():
         con = connect(warehouse)
         try:
             if _table_exists(con, "telemetry_meta.committed_batches"):
-                if current is not None and _record_commit(con, current["batch_id"], paths.current):
+                if current is not None and _record_commit(
+                    con, current["batch_id"], paths.manifest(current["batch_id"])
+                ):
                     # killed after the commit point, before the warehouse heard of it
                     report.adopted_batch = current["batch_id"]
                 if _table_exists(con, HISTORY):
@@ -105,7 +114,7 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
                 }
         finally:
             con.close()
-    live = {f["path"] for f in current["dataset_files"]} if current else set()
+    live = _referenced(current)
     for path in sorted(paths.data.rglob("*")) if paths.data.exists() else []:
         if (
             path.is_file()
@@ -120,7 +129,11 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
     if paths.manifests.exists():
         for manifest in sorted(paths.manifests.iterdir()):
             batch = manifest.name.removeprefix("manifest-").removesuffix(".json")
-            uncommitted = manifest.name.startswith("manifest-") and batch not in committed
+            uncommitted = (
+                manifest.name.startswith("manifest-")
+                and batch not in committed
+                and (current is None or batch != current["batch_id"])
+            )
             if manifest.name.startswith(".") or uncommitted:
                 manifest.unlink()
                 report.removed.append(str(manifest))
@@ -136,21 +149,63 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
     return report
 
 
+def _referenced(manifest: dict[str, Any] | None) -> set[str]:
+    """Files a manifest keeps alive: its dataset, and the files it superseded (kept one
+    commit longer for readers that listed the previous manifest)."""
+    if manifest is None:
+        return set()
+    return {f["path"] for f in manifest["dataset_files"] + manifest.get("superseded_files", [])}
+
+
+def _require_known_dataset(batch_id: str, warehouse: Path, paths: DatasetPaths) -> None:
+    """The warehouse must hold the history of the dataset it is about to extend: a missing
+    or different warehouse would rebuild months from partial history and drop rows."""
+    known = False
+    if warehouse.exists():
+        con = connect(warehouse)
+        try:
+            if _table_exists(con, "telemetry_meta.committed_batches"):
+                found = con.execute(
+                    "select count(*) from telemetry_meta.committed_batches where batch_id = $b",
+                    {"b": batch_id},
+                ).fetchone()
+                known = bool(found and found[0])
+            if not known and _table_exists(con, HISTORY):  # killed just after the commit point
+                found = con.execute(
+                    f"select count(*) from {HISTORY} where batch_id = $b", {"b": batch_id}
+                ).fetchone()
+                known = bool(found and found[0])
+        finally:
+            con.close()
+    if not known:
+        raise RunFailedError(
+            f"the warehouse {warehouse} does not hold the history of the dataset published in "
+            f"{paths.root} (batch {batch_id}): building on it would drop published rows; use "
+            "the warehouse that built this output (--warehouse), or a new output folder"
+        )
+
+
 def rollback_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> None:
     """Forget an uncommitted batch: its history rows go, and the partitions it touched (or
     had to rebuild) are rebuilt by the next run from committed history, so the warehouse
     marts that the batch already rewrote are repaired too."""
+    committed = con.execute(
+        "select count(*) from telemetry_meta.committed_batches where batch_id = $b",
+        {"b": batch_id},
+    ).fetchone()
+    if committed and committed[0]:
+        raise RunFailedError(f"refusing to roll back batch {batch_id}: it is committed")
     con.execute("begin transaction")
+    # the months it touched (and the edges of their neighbours) are rebuilt next time
     con.execute(
         f"""
         insert into telemetry_meta.rebuild_partitions
-        select distinct site_id, date_trunc('month', sample_at) from {HISTORY}
+        select distinct site_id, date_trunc('month', sample_at + offset_hours * interval 1 hour)
+        from {HISTORY}, (values (-$h), (0), ($h)) as offsets (offset_hours)
         where batch_id = $b
         """,
-        {"b": batch_id},
+        {"b": batch_id, "h": CONTEXT_HOURS},
     )
-    if _table_exists(con, PARTITIONS):
-        con.execute(f"insert into telemetry_meta.rebuild_partitions select * from {PARTITIONS}")
     con.execute(f"delete from {HISTORY} where batch_id = $b", {"b": batch_id})
     con.execute(
         """
@@ -223,15 +278,21 @@ def commit_batch(
         con.close()
 
     crash_point("before_move")
+    new_dirs: set[Path] = set()
     for index, source in enumerate(staged):
         fsync_file(source)
         target = paths.data / source.relative_to(staging)
+        folder = target.parent
+        while folder != paths.data and not folder.exists():
+            new_dirs.add(folder)
+            folder = folder.parent
         target.parent.mkdir(parents=True, exist_ok=True)
         source.replace(target)
+        new_dirs.add(target.parent)
         if index == 0:
             crash_point("after_first_move")
-    for folder in {(paths.data / s.relative_to(staging)).parent for s in staged}:
-        fsync_dir(folder)
+    for folder in sorted(new_dirs | {d.parent for d in new_dirs}, key=lambda d: -len(d.parts)):
+        fsync_dir(folder)  # deepest first: files, then the folders that name them
     fsync_dir(paths.data)
 
     crash_point("before_manifest")
@@ -239,17 +300,26 @@ def commit_batch(
     body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
     create_exclusive(manifest_path, body)
     crash_point("before_current")
-    replace_atomic(paths.current, body)  # the commit point
+    replace_atomic(paths.current, body)  # the commit point: nothing below may undo it
     crash_point("after_current")
 
-    con = connect(warehouse)
     try:
-        _record_commit(con, batch_id, manifest_path)
-    finally:
-        con.close()
-    for entry in superseded:
-        (paths.data / entry["path"]).unlink(missing_ok=True)
-    shutil.rmtree(staging, ignore_errors=True)
+        con = connect(warehouse)
+        try:
+            _record_commit(con, batch_id, manifest_path)
+        finally:
+            con.close()
+        live = _referenced(manifest)
+        for entry in previous.get("superseded_files", []) if previous else []:
+            if entry["path"] not in live:
+                (paths.data / entry["path"]).unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    except Exception as exc:  # committed: the next run's reconciliation finishes the work
+        log.warning(
+            "batch %s is committed; its clean-up failed and is left to the next run: %s",
+            batch_id,
+            exc,
+        )
     log.info(
         "committed batch %s: %d file(s) written, %d superseded",
         batch_id,
@@ -262,13 +332,20 @@ def commit_batch(
 def abandon_batch(paths: DatasetPaths, warehouse: Path, batch_id: str | None) -> None:
     """A batch that will not be committed (failed tests, dry run, error): remove its staged
     files and forget it in the warehouse. The published dataset is untouched."""
+    current = read_current(paths)
+    if batch_id is not None and current is not None and current["batch_id"] == batch_id:
+        return  # it reached the commit point: it is published, not abandoned
     if batch_id is not None:
         shutil.rmtree(paths.staging(batch_id), ignore_errors=True)
     if not warehouse.exists():
         return
     con = connect(warehouse)
     try:
-        if batch_id is not None and _table_exists(con, HISTORY):
+        if (
+            batch_id is not None
+            and _table_exists(con, HISTORY)
+            and _table_exists(con, "telemetry_meta.committed_batches")
+        ):
             rollback_batch(con, batch_id)
     finally:
         con.close()

@@ -56,7 +56,9 @@ def verify_output(output_dir: Path) -> VerifyReport:
                 )
     finally:
         con.close()
-    live = {entry["path"] for entry in manifest["dataset_files"]}
+    # files the last commit superseded stay one commit longer, for readers still on them
+    retired = {entry["path"] for entry in manifest.get("superseded_files", [])}
+    live = {entry["path"] for entry in manifest["dataset_files"]} | retired
     if paths.data.exists():
         for path in sorted(paths.data.rglob("*")):
             relative = str(PurePosixPath(path.relative_to(paths.data).as_posix()))
