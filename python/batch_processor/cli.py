@@ -13,6 +13,7 @@ from batch_processor.config import load_telemetry_config
 from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
 from batch_processor.logs import configure_logging
+from batch_processor.products.cli import add_products_commands
 from batch_processor.telemetry.generator import DEFAULT_START
 from batch_processor.telemetry.loader import LoadSummary
 
@@ -197,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--site", default=None, help="load only this site's files")
     load.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     load.set_defaults(handler=_telemetry_load)
+    add_products_commands(domains)
+
     verify = domains.add_parser(
         "verify",
         help="re-check every file of the current manifest; list orphans",

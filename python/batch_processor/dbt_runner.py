@@ -38,6 +38,15 @@ class DbtRun:
     error: str | None = None
 
     @property
+    def invocation_id(self) -> str | None:
+        """dbt's invocation id of this run (the batch id), from its run_results.json."""
+        results = self.target_path / "run_results.json"
+        if not results.exists():
+            return None
+        invocation: str = json.loads(results.read_text())["metadata"]["invocation_id"]
+        return invocation
+
+    @property
     def failed_nodes(self) -> list[NodeResult]:
         return [n for n in self.nodes if n.status in {"error", "fail", "runtime error"}]
 
@@ -108,6 +117,8 @@ def run_dbt(
     nodes: list[NodeResult] = []
     if result.result is not None and hasattr(result.result, "results"):
         for node in result.result.results:
+            if not hasattr(node, "node"):  # run-operation results carry no node
+                continue
             nodes.append(
                 NodeResult(
                     unique_id=node.node.unique_id,

@@ -4,7 +4,6 @@ test passed. A batch report is written in every case."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 import traceback
@@ -58,14 +57,6 @@ class BatchFailedError(RunFailedError):
         suffix = f" (report: {report_path})" if report_path else ""
         super().__init__(message + suffix)
         self.report_path = report_path
-
-
-def _invocation_id(target_path: Path) -> str | None:
-    results = target_path / "run_results.json"
-    if not results.exists():
-        return None
-    invocation: str = json.loads(results.read_text())["metadata"]["invocation_id"]
-    return invocation
 
 
 def _failures(dbt: DbtRun) -> list[dict[str, Any]]:
@@ -128,7 +119,7 @@ def run_telemetry(
                 memory_limit_mb=config.memory_limit_mb,
             )
             result.timings["dbt_build_s"] = time.monotonic() - step
-            result.batch_id = _invocation_id(target_path) or result.batch_id
+            result.batch_id = result.dbt.invocation_id or result.batch_id
             if not result.dbt.success:
                 failing = _failures(result.dbt)
                 failure = {"kind": "dbt", "failing_nodes": failing, "error": result.dbt.error}

@@ -1,0 +1,49 @@
+{#- Tables the products sync owns, created before every run so that a bare `dbt build` works
+    on a fresh warehouse:
+    - products_raw.products_staging: the source rows, registered by the Python sync from an
+      export folder or a PostgreSQL table (every column as text, typed by the staging model);
+    - products.product_change_log and products.etl_watermark: written only inside the
+      transaction of the `products` model (its pre- and post-hook), so that a batch's
+      upsert, its change log and the watermark move together or not at all. -#}
+{% macro products_create_state_tables() %}
+    create schema if not exists products_raw;
+    create table if not exists products_raw.products_staging (
+        id varchar,
+        brand_code varchar,
+        sku varchar,
+        name varchar,
+        price varchar,
+        currency varchar,
+        attributes varchar,
+        src_updated_at varchar,
+        source_file varchar,
+        source_line bigint
+    );
+    create schema if not exists products;
+    create table if not exists products.product_change_log (
+        batch_id varchar not null,
+        brand_code varchar not null,
+        sku varchar not null,
+        change_type varchar not null,
+        old_data_version varchar,
+        new_data_version varchar not null,
+        changed_fields varchar[] not null,
+        source_id bigint not null,
+        src_updated_at timestamptz not null,
+        changed_at timestamptz not null
+    );
+    create table if not exists products.etl_watermark (
+        source_name varchar primary key,
+        last_src_updated_at timestamptz not null,
+        last_id bigint not null,
+        batch_id varchar not null,
+        updated_at timestamptz not null
+    );
+{% endmacro %}
+
+{#- `dbt run-operation products_ensure_state_tables`: the same, run on its own (the sync calls
+    it before it registers the source rows). -#}
+{% macro products_ensure_state_tables() %}
+    {% do run_query(products_create_state_tables()) %}
+    {% do adapter.commit() %}
+{% endmacro %}

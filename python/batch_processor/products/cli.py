@@ -1,0 +1,129 @@
+"""The ``batch-processor products …`` commands."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
+from batch_processor.paths import DEFAULT_WAREHOUSE
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from batch_processor.products.generator import generate_products_export
+
+    export = generate_products_export(
+        args.out,
+        rows=args.rows,
+        seed=args.seed,
+        tie_group=args.tie_group,
+        revision=args.revision,
+        changed_fraction=args.changed_fraction,
+    )
+    print(f"wrote {export.rows:,} rows to {export.path}")
+    return ExitCode.OK
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from batch_processor.products.sync import sync_products
+
+    warehouse: Path = args.warehouse or DEFAULT_WAREHOUSE
+    output: Path = args.output or warehouse.parent / "products"
+    result = sync_products(
+        args.source,
+        warehouse,
+        output,
+        limit=args.limit,
+        resume=args.resume,
+        dry_run=args.dry_run,
+        source_name=args.source_name,
+        lock_timeout_s=args.lock_timeout,
+    )
+    totals = {
+        name: result.total(name)
+        for name in ("rows", "inserted", "updated", "unchanged", "stale", "rejected", "duplicates")
+    }
+    head = "dry run (nothing changed): would have " if result.dry_run else ""
+    print(
+        f"products sync {result.sync_id}: {head}{len(result.batches)} batch(es), "
+        f"{totals['rows']:,} rows: {totals['inserted']:,} inserted, {totals['updated']:,} updated, "
+        f"{totals['unchanged'] + totals['stale']:,} skipped ({totals['unchanged']:,} unchanged, "
+        f"{totals['stale']:,} stale), {totals['rejected']:,} rejected, "
+        f"{totals['duplicates']:,} duplicate key(s) in a batch"
+    )
+    for file in result.files:
+        if file.status != "loaded":
+            print(f"  {file.status}: {file.path}: {file.reason}")
+    for batch in result.batches:
+        for row in batch.rejected_rows[:5]:
+            print(f"  rejected: {row['file']}:{row['line']} (id {row['id']}): {row['reason']}")
+    if result.rows_without_cursor:
+        print(
+            f"  {result.rows_without_cursor:,} row(s) without a usable (id, src_updated_at) "
+            f"are never synced; first: {result.first_without_cursor}"
+        )
+    if result.error:
+        print(f"  FAILED: {result.error}")
+    print(f"  report: {result.report_path}")
+    if result.error:
+        return ExitCode.FAILED
+    return ExitCode.COMPLETED_WITH_REJECTS if result.has_rejects else ExitCode.OK
+
+
+def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    products = domains.add_parser("products", help="products sync pipeline")
+    commands = products.add_subparsers(dest="command", required=True)
+
+    sync = commands.add_parser(
+        "sync",
+        help="upsert the products source into the warehouse, batch by batch",
+        epilog=EXIT_CODES_HELP,
+    )
+    sync.add_argument(
+        "--source", type=Path, required=True, help="folder of CSV / JSON lines exports (read only)"
+    )
+    sync.add_argument("--limit", type=int, default=100_000, help="rows per batch (default 100,000)")
+    sync.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="continue after the stored watermark (default); --no-resume starts from the start",
+    )
+    sync.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be inserted/updated/skipped; change nothing",
+    )
+    sync.add_argument(
+        "--source-name",
+        default="products_staging",
+        help="the watermark's key (one cursor per source)",
+    )
+    sync.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
+    sync.add_argument(
+        "--output",
+        type=Path,
+        default=None,
+        help="reports folder (default <warehouse dir>/products)",
+    )
+    sync.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for another sync of the same warehouse (default: fail at once)",
+    )
+    sync.set_defaults(handler=_sync)
+
+    gen = commands.add_parser("generate", help="write a deterministic products export (CSV)")
+    gen.add_argument("--out", type=Path, required=True, help="folder to write into")
+    gen.add_argument("--rows", type=int, default=10_000, help="rows to write")
+    gen.add_argument("--seed", type=int, default=1, help="same seed, same file")
+    gen.add_argument("--tie-group", type=int, default=1, help="rows that share one src_updated_at")
+    gen.add_argument(
+        "--revision", type=int, default=0, help="0: the catalogue; N > 0: its N-th change export"
+    )
+    gen.add_argument(
+        "--changed-fraction", type=float, default=0.1, help="share of products a revision changes"
+    )
+    gen.set_defaults(handler=_generate)

@@ -1,0 +1,124 @@
+"""Register a products export folder (CSV / JSON lines files) as the dbt source
+``products_raw.products_staging``.
+
+Each file is read by DuckDB on its own (no DataFrames), every column as text (typing is the
+staging model's job), with its file and line as lineage. A file that cannot be read is set
+aside with the reason; a line that cannot be parsed becomes a row without an id, which the
+staging model reports as rejected with its file and line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from batch_processor.checksums import sha256_file
+
+STAGING_TABLE = "products_raw.products_staging"
+STAGING_COLUMNS = (
+    "id",
+    "brand_code",
+    "sku",
+    "name",
+    "price",
+    "currency",
+    "attributes",
+    "src_updated_at",
+)
+REQUIRED_COLUMNS = frozenset({"id", "brand_code", "sku", "src_updated_at"})
+EXPORT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    path: str
+    size_bytes: int
+    sha256: str
+    rows: int
+    rejected_lines: int  # CSV lines DuckDB could not parse (kept out, counted, first reason)
+    status: str  # loaded | partial | rejected
+    reason: str | None
+
+
+def discover_exports(folder: Path) -> list[Path]:
+    """Export files under ``folder``, in a stable order; hidden and ``_`` files are skipped."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.suffix.lower() in EXPORT_SUFFIXES
+        and not path.name.startswith((".", "_"))
+    )
+
+
+def _select_list(present: set[str]) -> str:
+    return ", ".join(
+        f'"{column}"' if column in present else f"null::varchar as {column}"
+        for column in STAGING_COLUMNS
+    )
+
+
+def _csv_columns(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
+    described = con.execute(
+        "describe select * from read_csv(?, header = true, all_varchar = true)", [str(path)]
+    ).fetchall()
+    return {str(row[0]).strip().lower() for row in described}
+
+
+def _load_one(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, str | None]:
+    kind = EXPORT_SUFFIXES[path.suffix.lower()]
+    if kind == "csv":
+        present = _csv_columns(con, path)
+        missing = REQUIRED_COLUMNS - present
+        if missing:
+            raise ValueError(f"missing required column(s): {', '.join(sorted(missing))}")
+        reader = (
+            "read_csv($path, header = true, all_varchar = true, null_padding = true, "
+            "store_rejects = true) with ordinality"
+        )
+        line = "ordinality + 1"  # the header is line 1
+    else:
+        present = set(STAGING_COLUMNS)
+        reader = (
+            "read_json($path, format = 'newline_delimited', columns = $columns, "
+            "ignore_errors = true) with ordinality"
+        )
+        line = "ordinality"
+    params: dict[str, Any] = {"path": str(path)}
+    if kind != "csv":
+        params["columns"] = dict.fromkeys(STAGING_COLUMNS, "VARCHAR")
+    before = con.execute(f"select count(*) from {STAGING_TABLE}").fetchall()[0][0]
+    con.execute(
+        f"insert into {STAGING_TABLE} select {_select_list(present)}, $path, {line} from {reader}",
+        params,
+    )
+    after = con.execute(f"select count(*) from {STAGING_TABLE}").fetchall()[0][0]
+    bad_lines, first_error = 0, None
+    if kind == "csv":
+        bad_lines, first_error = con.execute(
+            "select count(*), min('line ' || line || ': ' || error_message) from reject_errors"
+        ).fetchall()[0]
+    return int(after - before), int(bad_lines), first_error
+
+
+def register_export(con: duckdb.DuckDBPyConnection, folder: Path) -> list[ExportFile]:
+    """Replace the source table's rows with the export in ``folder``; one entry per file."""
+    con.execute(f"delete from {STAGING_TABLE}")
+    inventory: list[ExportFile] = []
+    for path in discover_exports(folder):
+        size, digest = path.stat().st_size, sha256_file(path)
+        con.execute("begin")
+        try:
+            rows, bad_lines, first_error = _load_one(con, path)
+        except (duckdb.Error, ValueError, UnicodeDecodeError) as error:
+            con.execute("rollback")
+            reason = str(error).strip().splitlines()[0]
+            inventory.append(ExportFile(str(path), size, digest, 0, 0, "rejected", reason))
+            continue
+        con.execute("commit")
+        status = "partial" if bad_lines else "loaded"
+        inventory.append(ExportFile(str(path), size, digest, rows, bad_lines, status, first_error))
+    return inventory

@@ -1,0 +1,324 @@
+"""``batch-processor products sync``: register the source, then run one dbt build per batch
+until the source is drained.
+
+Each batch is one dbt invocation over ``tag:products``; the `products` model applies the
+batch, appends its change log and moves the watermark in one transaction, so a failure or a
+kill leaves the previous batch's state and the next sync resumes from there. Python only
+moves data into the source table, runs dbt, reads the batch's counts and writes the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from batch_processor import db
+from batch_processor.dbt_runner import DbtRun, run_dbt
+from batch_processor.durable import replace_atomic
+from batch_processor.errors import ConfigError, RunFailedError
+from batch_processor.products.export_source import ExportFile, register_export
+from batch_processor.run_lock import run_locks
+
+log = logging.getLogger(__name__)
+
+DBT_SELECTOR = "tag:products"
+DEFAULT_LIMIT = 100_000
+# Test hooks: SIGKILL the process right after this many batches have committed; make batch
+# number N fail inside its transaction, after the merge (dbt var products_fail_after_apply).
+KILL_AFTER_BATCHES_ENV = "BATCH_PROCESSOR_PRODUCTS_KILL_AFTER_BATCHES"
+FAIL_BATCH_ENV = "BATCH_PROCESSOR_PRODUCTS_FAIL_BATCH"
+MAX_REJECTS_IN_REPORT = 1000
+
+_BATCH_COUNTS_SQL = """
+select
+    count(*) as rows,
+    count(*) filter (where reject_reason is not null) as rejected,
+    count(*) filter (where is_duplicate) as duplicates
+from products_intermediate.int_products__batch_records
+"""
+_CHANGE_COUNTS_SQL = """
+select change_type, count(*) from products_intermediate.int_products__changes group by all
+"""
+_REJECTS_SQL = """
+select source_file, source_line, source_id, reject_reason
+from products_intermediate.int_products__batch_records
+where reject_reason is not null
+order by src_updated_at, source_id
+limit ?
+"""
+_WATERMARK_SQL = """
+select last_src_updated_at, last_id, batch_id from products.etl_watermark where source_name = ?
+"""
+_NO_CURSOR_SQL = """
+select count(*), min(coalesce(source_file, '?') || ':' || coalesce(source_line::varchar, '?')
+    || ': ' || reject_reason)
+from products_staging.stg_products__staging where not has_cursor
+"""
+
+
+@dataclass
+class BatchResult:
+    batch_id: str | None
+    rows: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    seconds: float = 0.0
+    watermark: dict[str, Any] | None = None
+    rejected_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class SyncResult:
+    sync_id: str
+    source: str
+    dry_run: bool
+    files: list[ExportFile] = field(default_factory=list)
+    batches: list[BatchResult] = field(default_factory=list)
+    rows_without_cursor: int = 0
+    first_without_cursor: str | None = None
+    error: str | None = None
+    failing_nodes: list[dict[str, Any]] = field(default_factory=list)
+    report_path: Path | None = None
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(batch, name)) for batch in self.batches)
+
+    @property
+    def has_rejects(self) -> bool:
+        return (
+            self.total("rejected") > 0
+            or self.rows_without_cursor > 0
+            or any(f.status != "loaded" for f in self.files)
+        )
+
+
+@contextmanager
+def _scratch_copy(warehouse: Path) -> Iterator[Path]:
+    """A throw-away copy of the warehouse: a dry run does everything there."""
+    with tempfile.TemporaryDirectory(prefix="products-dry-run-") as folder:
+        copy = Path(folder) / warehouse.name
+        if warehouse.exists():
+            shutil.copy2(warehouse, copy)
+        yield copy
+
+
+def _ensure_state_tables(warehouse: Path, target_path: Path) -> None:
+    """The source and state tables are created by dbt's on-run-start macro (one definition)."""
+    run = run_dbt(
+        ["run-operation", "products_ensure_state_tables"],
+        warehouse=warehouse,
+        target_path=target_path,
+    )
+    if not run.success:
+        raise RunFailedError(f"could not create the products state tables: {run.error}")
+
+
+def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) -> BatchResult:
+    con = db.connect(warehouse, read_only=True)
+    try:
+        rows, rejected, duplicates = con.execute(_BATCH_COUNTS_SQL).fetchall()[0]
+        batch = BatchResult(
+            run.invocation_id, int(rows), int(rejected), int(duplicates), seconds=seconds
+        )
+        for change_type, count in con.execute(_CHANGE_COUNTS_SQL).fetchall():
+            setattr(
+                batch,
+                {"insert": "inserted", "update": "updated"}.get(change_type, change_type),
+                int(count),
+            )
+        batch.rejected_rows = [
+            {"file": f, "line": line, "id": i, "reason": r}
+            for f, line, i, r in con.execute(_REJECTS_SQL, [MAX_REJECTS_IN_REPORT]).fetchall()
+        ]
+        mark = con.execute(_WATERMARK_SQL, [source_name]).fetchall()
+        if mark:
+            batch.watermark = {
+                "last_src_updated_at": mark[0][0].isoformat(),
+                "last_id": mark[0][1],
+                "batch_id": mark[0][2],
+            }
+        return batch
+    finally:
+        con.close()
+
+
+def _failing_nodes(run: DbtRun) -> list[dict[str, Any]]:
+    return [
+        {"unique_id": n.unique_id, "status": n.status, "failures": n.failures, "message": n.message}
+        for n in run.failed_nodes
+    ]
+
+
+def _register(warehouse: Path, source: Path, result: SyncResult) -> None:
+    if not source.is_dir():
+        raise ConfigError(f"--source {source}: not a folder of CSV / JSON lines exports")
+    con = db.connect(warehouse)
+    try:
+        result.files = register_export(con, source)
+    finally:
+        con.close()
+
+
+def _run_batches(
+    warehouse: Path,
+    work: Path,
+    result: SyncResult,
+    *,
+    source_name: str,
+    limit: int,
+    resume: bool,
+    memory_limit_mb: int | None,
+) -> None:
+    kill_after = int(os.environ.get(KILL_AFTER_BATCHES_ENV, "0") or 0)
+    fail_batch = int(os.environ.get(FAIL_BATCH_ENV, "0") or 0)
+    number = 0
+    while True:
+        number += 1
+        started = time.monotonic()
+        dbt_vars = {
+            "products_source_name": source_name,
+            "products_batch_limit": limit,
+            "products_resume": resume or number > 1,
+            "products_fail_after_apply": number == fail_batch,
+        }
+        run = run_dbt(
+            ["build", "--select", DBT_SELECTOR],
+            warehouse=warehouse,
+            target_path=work / f"batch-{number:05d}",
+            dbt_vars=dbt_vars,
+            memory_limit_mb=memory_limit_mb,
+        )
+        if not run.success:
+            result.failing_nodes = _failing_nodes(run)
+            names = ", ".join(
+                f"{n['unique_id']} ({n['status']}, {n['failures']} failing row(s))"
+                for n in result.failing_nodes
+            )
+            result.error = (
+                f"batch {number} failed and was rolled back; the watermark did not move: "
+                + (names or str(run.error))
+            )
+            return
+        batch = _read_batch(warehouse, run, source_name, time.monotonic() - started)
+        if batch.rows == 0:
+            return
+        result.batches.append(batch)
+        log.info(
+            "batch %d (%s): %d rows, %d inserted, %d updated, %d unchanged, %d stale, "
+            "%d rejected, %d duplicates",
+            number,
+            batch.batch_id,
+            batch.rows,
+            batch.inserted,
+            batch.updated,
+            batch.unchanged,
+            batch.stale,
+            batch.rejected,
+            batch.duplicates,
+        )
+        if kill_after and len(result.batches) >= kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Path:
+    import json
+
+    report = {
+        "sync_id": result.sync_id,
+        "source": result.source,
+        "dry_run": result.dry_run,
+        "started_at": started_at.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "status": "failed"
+        if result.error
+        else ("completed_with_rejects" if result.has_rejects else "ok"),
+        "error": result.error,
+        "failing_nodes": result.failing_nodes,
+        "files": [asdict(f) for f in result.files],
+        "rows_without_cursor": result.rows_without_cursor,
+        "first_row_without_cursor": result.first_without_cursor,
+        "totals": {
+            name: result.total(name)
+            for name in (
+                "rows",
+                "inserted",
+                "updated",
+                "unchanged",
+                "stale",
+                "rejected",
+                "duplicates",
+            )
+        },
+        "batches": [asdict(b) for b in result.batches],
+    }
+    day = started_at.strftime("%Y%m%d")
+    path = output / "reports" / f"products_sync_{day}_{result.sync_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomic(path, json.dumps(report, indent=2, default=str).encode())
+    return path
+
+
+def sync_products(
+    source: Path,
+    warehouse: Path,
+    output: Path,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    resume: bool = True,
+    dry_run: bool = False,
+    source_name: str = "products_staging",
+    memory_limit_mb: int | None = None,
+    lock_timeout_s: float = 0.0,
+) -> SyncResult:
+    if limit < 1:
+        raise ConfigError(f"--limit must be at least 1 (got {limit})")
+    started_at = datetime.now(UTC)
+    result = SyncResult(uuid.uuid4().hex[:12], str(source), dry_run)
+    work = output / "_dbt" / f"products-{result.sync_id}"
+    with run_locks(output, warehouse, lock_timeout_s):
+        with _scratch_copy(warehouse) if dry_run else _same(warehouse) as target:
+            _ensure_state_tables(target, work / "setup")
+            _register(target, source, result)
+            _run_batches(
+                target,
+                work,
+                result,
+                source_name=source_name,
+                limit=limit,
+                resume=resume,
+                memory_limit_mb=memory_limit_mb,
+            )
+            con = db.connect(target, read_only=True)
+            try:
+                count, first = con.execute(_NO_CURSOR_SQL).fetchall()[0]
+            except duckdb.CatalogException:  # the staging view is absent after a failed build
+                count, first = 0, None
+            finally:
+                con.close()
+            result.rows_without_cursor, result.first_without_cursor = int(count), first
+        result.report_path = _write_report(output, result, started_at)
+        if result.error is None:  # a failed sync keeps dbt's logs for the report's reader
+            shutil.rmtree(work, ignore_errors=True)
+    return result
+
+
+@contextmanager
+def _same(warehouse: Path) -> Iterator[Path]:
+    yield warehouse
