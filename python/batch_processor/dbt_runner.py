@@ -50,6 +50,25 @@ class DbtRun:
     def failed_nodes(self) -> list[NodeResult]:
         return [n for n in self.nodes if n.status in {"error", "fail", "runtime error"}]
 
+    def failure_records(self) -> list[dict[str, Any]]:
+        """The failed models and tests, as reports list them."""
+        return [
+            {
+                "unique_id": n.unique_id,
+                "status": n.status,
+                "failures": n.failures,
+                "message": n.message,
+            }
+            for n in self.failed_nodes
+        ]
+
+    def failure_summary(self) -> str:
+        """One line naming each failed node and its failing-row count (or dbt's error)."""
+        names = ", ".join(
+            f"{n.unique_id} ({n.status}, {n.failures} failing row(s))" for n in self.failed_nodes
+        )
+        return names or str(self.error)
+
 
 @contextmanager
 def _environment(values: Mapping[str, str]) -> Iterator[None]:

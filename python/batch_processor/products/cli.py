@@ -7,6 +7,7 @@ from pathlib import Path
 
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
 from batch_processor.paths import DEFAULT_WAREHOUSE
+from batch_processor.products.sync import DEFAULT_LIMIT, DEFAULT_SOURCE_NAME
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -39,10 +40,7 @@ def _sync(args: argparse.Namespace) -> int:
         source_name=args.source_name,
         lock_timeout_s=args.lock_timeout,
     )
-    totals = {
-        name: result.total(name)
-        for name in ("rows", "inserted", "updated", "unchanged", "stale", "rejected", "duplicates")
-    }
+    totals = result.totals()
     head = "dry run (nothing changed): would have " if result.dry_run else ""
     print(
         f"products sync {result.sync_id}: {head}{len(result.batches)} batch(es), "
@@ -82,7 +80,12 @@ def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type:
     sync.add_argument(
         "--source", type=Path, required=True, help="folder of CSV / JSON lines exports (read only)"
     )
-    sync.add_argument("--limit", type=int, default=100_000, help="rows per batch (default 100,000)")
+    sync.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_LIMIT,
+        help=f"rows per batch (default {DEFAULT_LIMIT:,})",
+    )
     sync.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
@@ -96,7 +99,7 @@ def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type:
     )
     sync.add_argument(
         "--source-name",
-        default="products_staging",
+        default=DEFAULT_SOURCE_NAME,
         help="the watermark's key (one cursor per source)",
     )
     sync.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")

@@ -18,16 +18,14 @@ import duckdb
 from batch_processor.checksums import sha256_file
 
 STAGING_TABLE = "products_raw.products_staging"
-STAGING_COLUMNS = (
-    "id",
-    "brand_code",
-    "sku",
-    "name",
-    "price",
-    "currency",
-    "attributes",
-    "src_updated_at",
-)
+# The source table's columns are defined once, by the dbt macro products_create_state_tables;
+# the loader reads them from the table. These two, last, are the loader's lineage.
+LINEAGE_COLUMNS = ("source_file", "source_line")
+_COLUMNS_SQL = """
+select column_name from duckdb_columns()
+where schema_name = 'products_raw' and table_name = 'products_staging'
+order by column_index
+"""
 REQUIRED_COLUMNS = frozenset({"id", "brand_code", "sku", "src_updated_at"})
 EXPORT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
@@ -54,10 +52,17 @@ def discover_exports(folder: Path) -> list[Path]:
     )
 
 
-def _select_list(present: set[str]) -> str:
+def staging_columns(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The data columns of the source table, in table order (lineage columns excluded)."""
+    names = tuple(str(row[0]) for row in con.execute(_COLUMNS_SQL).fetchall())
+    if names[-len(LINEAGE_COLUMNS) :] != LINEAGE_COLUMNS:
+        raise RuntimeError(f"{STAGING_TABLE} must end with the lineage columns {LINEAGE_COLUMNS}")
+    return names[: -len(LINEAGE_COLUMNS)]
+
+
+def _select_list(columns: tuple[str, ...], present: set[str]) -> str:
     return ", ".join(
-        f'"{column}"' if column in present else f"null::varchar as {column}"
-        for column in STAGING_COLUMNS
+        f'"{column}"' if column in present else f"null::varchar as {column}" for column in columns
     )
 
 
@@ -68,7 +73,9 @@ def _csv_columns(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
     return {str(row[0]).strip().lower() for row in described}
 
 
-def _load_one(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, str | None]:
+def _load_one(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...]
+) -> tuple[int, int, str | None]:
     kind = EXPORT_SUFFIXES[path.suffix.lower()]
     if kind == "csv":
         present = _csv_columns(con, path)
@@ -81,7 +88,7 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, str
         )
         line = "ordinality + 1"  # the header is line 1
     else:
-        present = set(STAGING_COLUMNS)
+        present = set(columns)
         reader = (
             "read_json($path, format = 'newline_delimited', columns = $columns, "
             "ignore_errors = true) with ordinality"
@@ -89,30 +96,30 @@ def _load_one(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, str
         line = "ordinality"
     params: dict[str, Any] = {"path": str(path)}
     if kind != "csv":
-        params["columns"] = dict.fromkeys(STAGING_COLUMNS, "VARCHAR")
-    before = con.execute(f"select count(*) from {STAGING_TABLE}").fetchall()[0][0]
-    con.execute(
-        f"insert into {STAGING_TABLE} select {_select_list(present)}, $path, {line} from {reader}",
+        params["columns"] = dict.fromkeys(columns, "VARCHAR")
+    inserted = con.execute(
+        f"insert into {STAGING_TABLE} select {_select_list(columns, present)}, $path, {line} "
+        f"from {reader}",
         params,
-    )
-    after = con.execute(f"select count(*) from {STAGING_TABLE}").fetchall()[0][0]
+    ).fetchall()[0][0]
     bad_lines, first_error = 0, None
     if kind == "csv":
         bad_lines, first_error = con.execute(
             "select count(*), min('line ' || line || ': ' || error_message) from reject_errors"
         ).fetchall()[0]
-    return int(after - before), int(bad_lines), first_error
+    return int(inserted), int(bad_lines), first_error
 
 
 def register_export(con: duckdb.DuckDBPyConnection, folder: Path) -> list[ExportFile]:
     """Replace the source table's rows with the export in ``folder``; one entry per file."""
     con.execute(f"delete from {STAGING_TABLE}")
+    columns = staging_columns(con)
     inventory: list[ExportFile] = []
     for path in discover_exports(folder):
         size, digest = path.stat().st_size, sha256_file(path)
         con.execute("begin")
         try:
-            rows, bad_lines, first_error = _load_one(con, path)
+            rows, bad_lines, first_error = _load_one(con, path, columns)
         except (duckdb.Error, ValueError, UnicodeDecodeError) as error:
             con.execute("rollback")
             reason = str(error).strip().splitlines()[0]

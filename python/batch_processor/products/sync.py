@@ -9,6 +9,7 @@ moves data into the source table, runs dbt, reads the batch's counts and writes 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -17,7 +18,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 DBT_SELECTOR = "tag:products"
 DEFAULT_LIMIT = 100_000
+DEFAULT_SOURCE_NAME = "products_staging"
+# The per-batch counts, in the order reports and the summary line give them.
+COUNTS = ("rows", "inserted", "updated", "unchanged", "stale", "rejected", "duplicates")
 # Test hooks: SIGKILL the process right after this many batches have committed; make batch
 # number N fail inside its transaction, after the merge (dbt var products_fail_after_apply).
 KILL_AFTER_BATCHES_ENV = "BATCH_PROCESSOR_PRODUCTS_KILL_AFTER_BATCHES"
@@ -58,6 +62,10 @@ from products_intermediate.int_products__batch_records
 where reject_reason is not null
 order by src_updated_at, source_id
 limit ?
+"""
+_STAGING_TABLE_EXISTS_SQL = """
+select count(*) > 0 from duckdb_tables()
+where schema_name = 'products_raw' and table_name = 'products_staging'
 """
 _WATERMARK_SQL = """
 select last_src_updated_at, last_id, batch_id from products.etl_watermark where source_name = ?
@@ -100,6 +108,9 @@ class SyncResult:
     def total(self, name: str) -> int:
         return sum(int(getattr(batch, name)) for batch in self.batches)
 
+    def totals(self) -> dict[str, int]:
+        return {name: self.total(name) for name in COUNTS}
+
     @property
     def has_rejects(self) -> bool:
         return (
@@ -120,7 +131,16 @@ def _scratch_copy(warehouse: Path) -> Iterator[Path]:
 
 
 def _ensure_state_tables(warehouse: Path, target_path: Path) -> None:
-    """The source and state tables are created by dbt's on-run-start macro (one definition)."""
+    """The source and state tables are created by dbt's on-run-start macro (one definition);
+    on a warehouse that lacks them, run it before the source is registered."""
+    if warehouse.exists():
+        con = db.connect(warehouse, read_only=True)
+        try:
+            present = con.execute(_STAGING_TABLE_EXISTS_SQL).fetchall()[0][0]
+        finally:
+            con.close()
+        if present:
+            return
     run = run_dbt(
         ["run-operation", "products_ensure_state_tables"],
         warehouse=warehouse,
@@ -157,13 +177,6 @@ def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) 
         return batch
     finally:
         con.close()
-
-
-def _failing_nodes(run: DbtRun) -> list[dict[str, Any]]:
-    return [
-        {"unique_id": n.unique_id, "status": n.status, "failures": n.failures, "message": n.message}
-        for n in run.failed_nodes
-    ]
 
 
 def _register(warehouse: Path, source: Path, result: SyncResult) -> None:
@@ -206,14 +219,10 @@ def _run_batches(
             memory_limit_mb=memory_limit_mb,
         )
         if not run.success:
-            result.failing_nodes = _failing_nodes(run)
-            names = ", ".join(
-                f"{n['unique_id']} ({n['status']}, {n['failures']} failing row(s))"
-                for n in result.failing_nodes
-            )
+            result.failing_nodes = run.failure_records()
             result.error = (
                 f"batch {number} failed and was rolled back; the watermark did not move: "
-                + (names or str(run.error))
+                + run.failure_summary()
             )
             return
         batch = _read_batch(warehouse, run, source_name, time.monotonic() - started)
@@ -238,8 +247,6 @@ def _run_batches(
 
 
 def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Path:
-    import json
-
     report = {
         "sync_id": result.sync_id,
         "source": result.source,
@@ -254,18 +261,7 @@ def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Pat
         "files": [asdict(f) for f in result.files],
         "rows_without_cursor": result.rows_without_cursor,
         "first_row_without_cursor": result.first_without_cursor,
-        "totals": {
-            name: result.total(name)
-            for name in (
-                "rows",
-                "inserted",
-                "updated",
-                "unchanged",
-                "stale",
-                "rejected",
-                "duplicates",
-            )
-        },
+        "totals": result.totals(),
         "batches": [asdict(b) for b in result.batches],
     }
     day = started_at.strftime("%Y%m%d")
@@ -283,7 +279,7 @@ def sync_products(
     limit: int = DEFAULT_LIMIT,
     resume: bool = True,
     dry_run: bool = False,
-    source_name: str = "products_staging",
+    source_name: str = DEFAULT_SOURCE_NAME,
     memory_limit_mb: int | None = None,
     lock_timeout_s: float = 0.0,
 ) -> SyncResult:
@@ -293,7 +289,7 @@ def sync_products(
     result = SyncResult(uuid.uuid4().hex[:12], str(source), dry_run)
     work = output / "_dbt" / f"products-{result.sync_id}"
     with run_locks(output, warehouse, lock_timeout_s):
-        with _scratch_copy(warehouse) if dry_run else _same(warehouse) as target:
+        with _scratch_copy(warehouse) if dry_run else nullcontext(warehouse) as target:
             _ensure_state_tables(target, work / "setup")
             _register(target, source, result)
             _run_batches(
@@ -317,8 +313,3 @@ def sync_products(
         if result.error is None:  # a failed sync keeps dbt's logs for the report's reader
             shutil.rmtree(work, ignore_errors=True)
     return result
-
-
-@contextmanager
-def _same(warehouse: Path) -> Iterator[Path]:
-    yield warehouse

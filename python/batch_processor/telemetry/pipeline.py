@@ -59,18 +59,6 @@ class BatchFailedError(RunFailedError):
         self.report_path = report_path
 
 
-def _failures(dbt: DbtRun) -> list[dict[str, Any]]:
-    return [
-        {
-            "unique_id": n.unique_id,
-            "status": n.status,
-            "failures": n.failures,
-            "message": n.message,
-        }
-        for n in dbt.failed_nodes
-    ]
-
-
 def run_telemetry(
     config: TelemetryConfig,
     input_dir: Path,
@@ -121,13 +109,12 @@ def run_telemetry(
             result.timings["dbt_build_s"] = time.monotonic() - step
             result.batch_id = result.dbt.invocation_id or result.batch_id
             if not result.dbt.success:
-                failing = _failures(result.dbt)
-                failure = {"kind": "dbt", "failing_nodes": failing, "error": result.dbt.error}
-                names = ", ".join(
-                    f"{f['unique_id']} ({f['status']}, {f['failures']} failing row(s))"
-                    for f in failing
-                )
-                raise RunFailedError(f"dbt build failed: {names or result.dbt.error}")
+                failure = {
+                    "kind": "dbt",
+                    "failing_nodes": result.dbt.failure_records(),
+                    "error": result.dbt.error,
+                }
+                raise RunFailedError(f"dbt build failed: {result.dbt.failure_summary()}")
 
             step = time.monotonic()
             if dry_run:
