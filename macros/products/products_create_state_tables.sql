@@ -4,7 +4,9 @@
       export folder or a PostgreSQL table (every column as text, typed by the staging model);
     - products.product_change_log and products.etl_watermark: written only inside the
       transaction of the `products` model (its pre- and post-hook), so that a batch's
-      upsert, its change log and the watermark move together or not at all. -#}
+      upsert, its change log and the watermark move together or not at all;
+    - products.published_snapshots: the Parquet snapshots of `products` the sync committed to
+      its output folder (one row per manifest that became current). -#}
 {% macro products_create_state_tables() %}
     create schema if not exists products_raw;
     create table if not exists products_raw.products_staging (
@@ -38,6 +40,12 @@
         last_id bigint not null,
         batch_id varchar not null,
         updated_at timestamptz not null
+    );
+    create table if not exists products.published_snapshots (
+        batch_id varchar primary key,
+        manifest_path varchar not null,
+        change_log_rows bigint not null,
+        published_at timestamptz not null
     );
 {% endmacro %}
 

@@ -205,7 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="re-check every file of the current manifest; list orphans",
         epilog="exit codes: 0 everything matches; 1 a problem or an orphan was found",
     )
-    verify.add_argument("--output", type=Path, required=True, help="a telemetry output folder")
+    verify.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="a published output folder (telemetry or products)",
+    )
     verify.set_defaults(handler=_verify)
     return parser
 

@@ -150,3 +150,31 @@ def run_dbt(
             )
     error = str(result.exception) if result.exception is not None else None
     return DbtRun(success=bool(result.success), target_path=target_path, nodes=nodes, error=error)
+
+
+def ensure_tables(
+    warehouse: Path, tables: list[tuple[str, str]], operation: str, target_path: Path
+) -> None:
+    """Tables a pipeline loads before its dbt build are defined once, by a dbt macro (its
+    on-run-start hook); on a warehouse that lacks any of ``tables`` ((schema, name) pairs),
+    run that macro with ``dbt run-operation operation`` first."""
+    if warehouse.exists():
+        from batch_processor import db
+
+        con = db.connect(warehouse, read_only=True)
+        try:
+            present = {
+                (str(schema), str(name))
+                for schema, name in con.execute(
+                    "select schema_name, table_name from duckdb_tables()"
+                ).fetchall()
+            }
+        finally:
+            con.close()
+        if set(tables) <= present:
+            return
+    run = run_dbt(["run-operation", operation], warehouse=warehouse, target_path=target_path)
+    if not run.success:
+        from batch_processor.errors import RunFailedError
+
+        raise RunFailedError(f"could not create the tables of {operation}: {run.error}")

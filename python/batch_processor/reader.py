@@ -18,8 +18,8 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from batch_processor.checksums import sha256_file
+from batch_processor.dataset_commit import DatasetPaths
 from batch_processor.errors import BatchProcessorError
-from batch_processor.telemetry.dataset import DatasetPaths
 
 PARTITION_SCHEMA = pa.schema(
     [("site_id", pa.string()), ("year", pa.int32()), ("month", pa.int32())]

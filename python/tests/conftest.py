@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import shutil
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
+import psycopg
 import pytest
 
+from batch_processor import devservers
 from batch_processor.config import TelemetryConfig, load_telemetry_config
 from batch_processor.paths import PROJECT_ROOT
 from batch_processor.telemetry.generator import GeneratedBatch, generate_demo_data
@@ -40,3 +45,38 @@ def batch_copy(generated: GeneratedBatch, tmp_path: Path) -> Path:
 @pytest.fixture
 def config(tmp_path: Path) -> TelemetryConfig:
     return load_telemetry_config(warehouse_path=tmp_path / "wh.duckdb", memory_limit_mb=512)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server on loopback, started by the project's own script (which
+    installs Debian's postgresql if it is missing); its admin URL."""
+    with devservers.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A fresh, empty database on the session's server."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f"create database {name}")
+    return postgres_server.rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[dict[str, str]]:
+    """moto's AWS server mode on loopback, a real HTTP endpoint (no in-process patching);
+    the AWS settings that point boto3 (and the CLI) at it."""
+    with devservers.moto_server() as settings:
+        yield settings
+
+
+@pytest.fixture
+def s3_bucket(moto_server: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket on the moto server; boto3 in this process points at it."""
+    for key, value in moto_server.items():
+        monkeypatch.setenv(key, value)
+    name = f"papers-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

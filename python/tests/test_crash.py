@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from batch_processor.dataset_commit import CRASH_ENV
 from batch_processor.reader import read_dataset
 from batch_processor.telemetry.generator import generate_demo_data
-from batch_processor.telemetry.publisher import CRASH_ENV
 from batch_processor.telemetry.verify import verify_output
 
 pytestmark = pytest.mark.slow

@@ -21,9 +21,9 @@ from batch_processor.cli import main
 from batch_processor.config import load_telemetry_config
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
+from batch_processor.manifest_common import checksum_ok
 from batch_processor.reader import current_manifest, read_dataset, read_dataset_arrow
 from batch_processor.telemetry.generator import generate_demo_data
-from batch_processor.telemetry.manifest import checksum_ok
 from batch_processor.telemetry.pipeline import run_telemetry
 from batch_processor.telemetry.verify import verify_output
 

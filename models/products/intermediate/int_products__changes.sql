@@ -2,7 +2,7 @@
     insert (new key), update (data_version changed and the row is not older than the stored
     one), unchanged (same data_version: skipped), stale (changed but older than the stored
     row: skipped). Only insert and update rows are applied and logged. -#}
-{%- set current_products = products_current_relation() %}
+{%- set current_products = current_model_relation('products') %}
 with
 
 winners as (

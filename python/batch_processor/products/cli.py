@@ -7,6 +7,7 @@ from pathlib import Path
 
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
 from batch_processor.paths import DEFAULT_WAREHOUSE
+from batch_processor.products.postgres_source import DEFAULT_TABLE, is_postgres_url
 from batch_processor.products.sync import DEFAULT_LIMIT, DEFAULT_SOURCE_NAME
 
 
@@ -22,6 +23,11 @@ def _generate(args: argparse.Namespace) -> int:
         changed_fraction=args.changed_fraction,
     )
     print(f"wrote {export.rows:,} rows to {export.path}")
+    if args.postgres:
+        from batch_processor.products.postgres_source import copy_export_into_postgres, redact
+
+        copy_export_into_postgres(args.postgres, export.path, args.postgres_table)
+        print(f"copied them into {redact(args.postgres)} table {args.postgres_table}")
     return ExitCode.OK
 
 
@@ -30,14 +36,16 @@ def _sync(args: argparse.Namespace) -> int:
 
     warehouse: Path = args.warehouse or DEFAULT_WAREHOUSE
     output: Path = args.output or warehouse.parent / "products"
+    source: str = args.source
     result = sync_products(
-        args.source,
+        source if is_postgres_url(source) else Path(source),
         warehouse,
         output,
         limit=args.limit,
         resume=args.resume,
         dry_run=args.dry_run,
         source_name=args.source_name,
+        source_table=args.source_table,
         lock_timeout_s=args.lock_timeout,
     )
     totals = result.totals()
@@ -62,6 +70,8 @@ def _sync(args: argparse.Namespace) -> int:
         )
     if result.error:
         print(f"  FAILED: {result.error}")
+    if result.manifest_path:
+        print(f"  published: {result.manifest_path}")
     print(f"  report: {result.report_path}")
     if result.error:
         return ExitCode.FAILED
@@ -78,7 +88,16 @@ def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type:
         epilog=EXIT_CODES_HELP,
     )
     sync.add_argument(
-        "--source", type=Path, required=True, help="folder of CSV / JSON lines exports (read only)"
+        "--source",
+        required=True,
+        metavar="DIR|postgresql://…",
+        help="a folder of CSV / JSON lines exports, or a PostgreSQL URL (both read only)",
+    )
+    sync.add_argument(
+        "--source-table",
+        default=DEFAULT_TABLE,
+        metavar="[SCHEMA.]TABLE",
+        help=f"the table to read from a PostgreSQL source (default {DEFAULT_TABLE})",
     )
     sync.add_argument(
         "--limit",
@@ -128,5 +147,14 @@ def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type:
     )
     gen.add_argument(
         "--changed-fraction", type=float, default=0.1, help="share of products a revision changes"
+    )
+    gen.add_argument(
+        "--postgres",
+        metavar="postgresql://…",
+        default=None,
+        help="also append the rows to a PostgreSQL table (created if missing)",
+    )
+    gen.add_argument(
+        "--postgres-table", default=DEFAULT_TABLE, help=f"that table (default {DEFAULT_TABLE})"
     )
     gen.set_defaults(handler=_generate)

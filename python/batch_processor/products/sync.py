@@ -1,6 +1,10 @@
 """``batch-processor products sync``: register the source, then run one dbt build per batch
 until the source is drained.
 
+The source is an export folder (registered whole, then batched by dbt's keyset model) or a
+PostgreSQL table (each batch fetched from a server-side keyset cursor and staged just before
+its dbt build).
+
 Each batch is one dbt invocation over ``tag:products``; the `products` model applies the
 batch, appends its change log and moves the watermark in one transaction, so a failure or a
 kill leaves the previous batch's state and the next sync resumes from there. Python only
@@ -17,20 +21,28 @@ import signal
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from batch_processor import db
-from batch_processor.dbt_runner import DbtRun, run_dbt
+from batch_processor.dbt_runner import DbtRun, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
-from batch_processor.errors import ConfigError, RunFailedError
+from batch_processor.errors import ConfigError
 from batch_processor.products.export_source import ExportFile, register_export
+from batch_processor.products.postgres_source import (
+    DEFAULT_TABLE,
+    PostgresSource,
+    Watermark,
+    is_postgres_url,
+)
+from batch_processor.products.publish import publish_snapshot
 from batch_processor.run_lock import run_locks
 
 log = logging.getLogger(__name__)
@@ -63,10 +75,7 @@ where reject_reason is not null
 order by src_updated_at, source_id
 limit ?
 """
-_STAGING_TABLE_EXISTS_SQL = """
-select count(*) > 0 from duckdb_tables()
-where schema_name = 'products_raw' and table_name = 'products_staging'
-"""
+STATE_TABLES = [("products_raw", "products_staging"), ("products", "published_snapshots")]
 _WATERMARK_SQL = """
 select last_src_updated_at, last_id, batch_id from products.etl_watermark where source_name = ?
 """
@@ -104,6 +113,7 @@ class SyncResult:
     error: str | None = None
     failing_nodes: list[dict[str, Any]] = field(default_factory=list)
     report_path: Path | None = None
+    manifest_path: Path | None = None  # the snapshot this sync published, if any
 
     def total(self, name: str) -> int:
         return sum(int(getattr(batch, name)) for batch in self.batches)
@@ -133,21 +143,7 @@ def _scratch_copy(warehouse: Path) -> Iterator[Path]:
 def _ensure_state_tables(warehouse: Path, target_path: Path) -> None:
     """The source and state tables are created by dbt's on-run-start macro (one definition);
     on a warehouse that lacks them, run it before the source is registered."""
-    if warehouse.exists():
-        con = db.connect(warehouse, read_only=True)
-        try:
-            present = con.execute(_STAGING_TABLE_EXISTS_SQL).fetchall()[0][0]
-        finally:
-            con.close()
-        if present:
-            return
-    run = run_dbt(
-        ["run-operation", "products_ensure_state_tables"],
-        warehouse=warehouse,
-        target_path=target_path,
-    )
-    if not run.success:
-        raise RunFailedError(f"could not create the products state tables: {run.error}")
+    ensure_tables(warehouse, STATE_TABLES, "products_ensure_state_tables", target_path)
 
 
 def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) -> BatchResult:
@@ -179,6 +175,19 @@ def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) 
         con.close()
 
 
+def _batch_target(work: Path, number: int) -> Path:
+    return work / f"batch-{number:05d}"
+
+
+def _stored_watermark(warehouse: Path, source_name: str) -> Watermark | None:
+    con = db.connect(warehouse, read_only=True)
+    try:
+        found = con.execute(_WATERMARK_SQL, [source_name]).fetchall()
+    finally:
+        con.close()
+    return Watermark(found[0][0], int(found[0][1])) if found else None
+
+
 def _register(warehouse: Path, source: Path, result: SyncResult) -> None:
     if not source.is_dir():
         raise ConfigError(f"--source {source}: not a folder of CSV / JSON lines exports")
@@ -191,20 +200,25 @@ def _register(warehouse: Path, source: Path, result: SyncResult) -> None:
 
 def _run_batches(
     warehouse: Path,
+    *,
     work: Path,
     result: SyncResult,
-    *,
     source_name: str,
     limit: int,
     resume: bool,
     memory_limit_mb: int | None,
+    stage_next: Callable[[], int] | None = None,
 ) -> None:
+    """One dbt build per batch until a batch finds no rows. ``stage_next``, for a source
+    read batch by batch, stages the next batch first (and 0 rows ends the loop)."""
     kill_after = int(os.environ.get(KILL_AFTER_BATCHES_ENV, "0") or 0)
     fail_batch = int(os.environ.get(FAIL_BATCH_ENV, "0") or 0)
     number = 0
     while True:
         number += 1
         started = time.monotonic()
+        if stage_next is not None and stage_next() == 0:
+            return
         dbt_vars = {
             "products_source_name": source_name,
             "products_batch_limit": limit,
@@ -214,7 +228,7 @@ def _run_batches(
         run = run_dbt(
             ["build", "--select", DBT_SELECTOR],
             warehouse=warehouse,
-            target_path=work / f"batch-{number:05d}",
+            target_path=_batch_target(work, number),
             dbt_vars=dbt_vars,
             memory_limit_mb=memory_limit_mb,
         )
@@ -262,6 +276,7 @@ def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Pat
         "rows_without_cursor": result.rows_without_cursor,
         "first_row_without_cursor": result.first_without_cursor,
         "totals": result.totals(),
+        "manifest": str(result.manifest_path) if result.manifest_path else None,
         "batches": [asdict(b) for b in result.batches],
     }
     day = started_at.strftime("%Y%m%d")
@@ -272,7 +287,7 @@ def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Pat
 
 
 def sync_products(
-    source: Path,
+    source: Path | str,
     warehouse: Path,
     output: Path,
     *,
@@ -280,36 +295,65 @@ def sync_products(
     resume: bool = True,
     dry_run: bool = False,
     source_name: str = DEFAULT_SOURCE_NAME,
+    source_table: str = DEFAULT_TABLE,
     memory_limit_mb: int | None = None,
     lock_timeout_s: float = 0.0,
 ) -> SyncResult:
+    """Sync ``source`` (an export folder, or a ``postgresql://`` URL and ``source_table``)."""
     if limit < 1:
         raise ConfigError(f"--limit must be at least 1 (got {limit})")
     started_at = datetime.now(UTC)
-    result = SyncResult(uuid.uuid4().hex[:12], str(source), dry_run)
+    postgres = PostgresSource(str(source), source_table) if is_postgres_url(str(source)) else None
+    label = postgres.label if postgres else str(source)
+    result = SyncResult(uuid.uuid4().hex[:12], label, dry_run)
     work = output / "_dbt" / f"products-{result.sync_id}"
+    batches = partial(
+        _run_batches,
+        work=work,
+        result=result,
+        source_name=source_name,
+        limit=limit,
+        resume=resume,
+        memory_limit_mb=memory_limit_mb,
+    )
     with run_locks(output, warehouse, lock_timeout_s):
         with _scratch_copy(warehouse) if dry_run else nullcontext(warehouse) as target:
             _ensure_state_tables(target, work / "setup")
-            _register(target, source, result)
-            _run_batches(
-                target,
-                work,
-                result,
-                source_name=source_name,
-                limit=limit,
-                resume=resume,
-                memory_limit_mb=memory_limit_mb,
-            )
-            con = db.connect(target, read_only=True)
-            try:
-                count, first = con.execute(_NO_CURSOR_SQL).fetchall()[0]
-            except duckdb.CatalogException:  # the staging view is absent after a failed build
-                count, first = 0, None
-            finally:
-                con.close()
-            result.rows_without_cursor, result.first_without_cursor = int(count), first
+            if postgres is not None:
+                after = _stored_watermark(target, source_name) if resume else None
+                with postgres.open(target, after, limit) as cursor:
+                    batches(target, stage_next=cursor.stage_next)
+                if cursor.rows_without_cursor:
+                    result.rows_without_cursor = cursor.rows_without_cursor
+                    result.first_without_cursor = f"{label}: rows with a NULL id or src_updated_at"
+            else:
+                _register(target, Path(source), result)
+                batches(target)
+                _count_rows_without_cursor(target, result)
+            if not dry_run and result.error is None:
+                result.manifest_path = publish_snapshot(
+                    target,
+                    output,
+                    sync_id=result.sync_id,
+                    source=label,
+                    totals=result.totals(),
+                    dbt_runs=[
+                        (batch.batch_id, _batch_target(work, number))
+                        for number, batch in enumerate(result.batches, start=1)
+                    ],
+                )
         result.report_path = _write_report(output, result, started_at)
         if result.error is None:  # a failed sync keeps dbt's logs for the report's reader
             shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _count_rows_without_cursor(warehouse: Path, result: SyncResult) -> None:
+    con = db.connect(warehouse, read_only=True)
+    try:
+        count, first = con.execute(_NO_CURSOR_SQL).fetchall()[0]
+    except duckdb.CatalogException:  # the staging view is absent after a failed build
+        count, first = 0, None
+    finally:
+        con.close()
+    result.rows_without_cursor, result.first_without_cursor = int(count), first

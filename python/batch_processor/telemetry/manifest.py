@@ -12,62 +12,17 @@ files and the warehouse. Format (manifest_version 1.0):
 
 from __future__ import annotations
 
-import hashlib
-import json
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from batch_processor.manifest_common import dbt_nodes, schema_hash, tool_versions, with_checksum
+
 MANIFEST_VERSION = "1.0"
 READINGS_MART = "telemetry.fct_telemetry_readings"
 FILES_MART = "telemetry.dim_telemetry_input_files"
-
-
-def canonical_json(document: Any) -> bytes:
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
-
-
-def with_checksum(body: dict[str, Any]) -> dict[str, Any]:
-    return {**body, "checksum": "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()}
-
-
-def checksum_ok(manifest: dict[str, Any]) -> bool:
-    body = {k: v for k, v in manifest.items() if k != "checksum"}
-    return bool(with_checksum(body)["checksum"] == manifest.get("checksum"))
-
-
-def dbt_nodes(target_path: Path, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    """Every node of the run: status, timing, failures; rows for models stored as tables."""
-    results = json.loads((target_path / "run_results.json").read_text())
-    manifest = json.loads((target_path / "manifest.json").read_text())
-    nodes = []
-    for result in results["results"]:
-        unique_id = result["unique_id"]
-        node = manifest["nodes"].get(unique_id, {})
-        rows = None
-        materialized = node.get("config", {}).get("materialized")
-        if node.get("resource_type") in {"model", "seed"} and materialized != "view":
-            relation = f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
-            try:
-                found = con.execute(f"select count(*) from {relation}").fetchone()
-                rows = int(found[0]) if found else None
-            except duckdb.Error:
-                rows = None
-        nodes.append(
-            {
-                "unique_id": unique_id,
-                "resource_type": node.get("resource_type", unique_id.split(".", 1)[0]),
-                "status": result["status"],
-                "execution_time_s": round(result.get("execution_time") or 0.0, 3),
-                "rows": rows,
-                "failures": result.get("failures"),
-                "message": result.get("message"),
-            }
-        )
-    return nodes
 
 
 def statistics(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
@@ -139,11 +94,7 @@ def build_manifest(
         "manifest_version": MANIFEST_VERSION,
         "batch_id": batch_id,
         "created_at": datetime.now(UTC).isoformat(),
-        "versions": {
-            "dbt": version("dbt-core"),
-            "dbt-duckdb": version("dbt-duckdb"),
-            "duckdb": duckdb.__version__,
-        },
+        "versions": tool_versions(),
         "site_ids": sorted({f["partition"]["site_id"] for f in dataset_files}),
         "input_files": input_files(con),
         "output_files": output_files,
@@ -152,6 +103,6 @@ def build_manifest(
         "statistics": statistics(con),
         "dbt": {"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
         "schema": schema,
-        "schema_hash": "sha256:" + hashlib.sha256(canonical_json(schema)).hexdigest(),
+        "schema_hash": schema_hash(schema),
     }
     return with_checksum(body)

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from batch_processor.config import TelemetryConfig
+from batch_processor.dataset_commit import DatasetPaths
 from batch_processor.dbt_runner import DbtRun, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
 from batch_processor.run_lock import run_locks
-from batch_processor.telemetry.dataset import DatasetPaths
 from batch_processor.telemetry.loader import LoadSummary, TelemetryLoader
 from batch_processor.telemetry.publisher import (
     CommitResult,

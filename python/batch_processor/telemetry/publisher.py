@@ -21,25 +21,24 @@ files no manifest references, manifests that never became current.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import shutil
-import signal
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from batch_processor.db import connect
-from batch_processor.durable import create_exclusive, fsync_dir, fsync_file, replace_atomic
-from batch_processor.errors import RunFailedError
-from batch_processor.telemetry.dataset import (
+from batch_processor.dataset_commit import (
     DatasetPaths,
-    describe_files,
-    parquet_schema,
+    commit_files,
+    read_current,
+    remove_leftovers,
 )
+from batch_processor.db import connect
+from batch_processor.errors import RunFailedError
+from batch_processor.manifest_common import parquet_schema
+from batch_processor.telemetry.dataset import describe_files
 from batch_processor.telemetry.manifest import build_manifest
 
 log = logging.getLogger(__name__)
@@ -47,20 +46,6 @@ log = logging.getLogger(__name__)
 HISTORY = "telemetry_intermediate.int_telemetry__readings_history"
 CONTEXT_HOURS = 24  # = dbt var telemetry_context_hours: a rolled-back batch's edges are rebuilt
 PARTITIONS = "telemetry_intermediate.int_telemetry__partitions_to_build"
-CRASH_ENV = "BATCH_PROCESSOR_CRASH_AT"  # fault injection for the crash tests only
-
-
-def crash_point(name: str) -> None:
-    """Die like a SIGKILL here when the crash tests ask for it."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
-    if not paths.current.exists():
-        return None
-    document: dict[str, Any] = json.loads(paths.current.read_text(encoding="utf-8"))
-    return document
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
@@ -114,32 +99,7 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
                 }
         finally:
             con.close()
-    live = _referenced(current)
-    for path in sorted(paths.data.rglob("*")) if paths.data.exists() else []:
-        if (
-            path.is_file()
-            and str(PurePosixPath(path.relative_to(paths.data).as_posix())) not in live
-        ):
-            path.unlink()
-            report.removed.append(str(path))
-    if paths.staging_root.exists():
-        for leftover in sorted(paths.staging_root.iterdir()):
-            shutil.rmtree(leftover, ignore_errors=True)
-            report.removed.append(str(leftover))
-    if paths.manifests.exists():
-        for manifest in sorted(paths.manifests.iterdir()):
-            batch = manifest.name.removeprefix("manifest-").removesuffix(".json")
-            uncommitted = (
-                manifest.name.startswith("manifest-")
-                and batch not in committed
-                and (current is None or batch != current["batch_id"])
-            )
-            if manifest.name.startswith(".") or uncommitted:
-                manifest.unlink()
-                report.removed.append(str(manifest))
-    for folder in (paths.data, paths.manifests):
-        if folder.exists():
-            fsync_dir(folder)
+    report.removed = remove_leftovers(paths, lambda batch: batch in committed)
     if report.rolled_back_batches or report.removed:
         log.warning(
             "repaired the output after an interrupted run: rolled back %s, removed %d leftover(s)",
@@ -147,14 +107,6 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
             len(report.removed),
         )
     return report
-
-
-def _referenced(manifest: dict[str, Any] | None) -> set[str]:
-    """Files a manifest keeps alive: its dataset, and the files it superseded (kept one
-    commit longer for readers that listed the previous manifest)."""
-    if manifest is None:
-        return set()
-    return {f["path"] for f in manifest["dataset_files"] + manifest.get("superseded_files", [])}
 
 
 def _require_known_dataset(batch_id: str, warehouse: Path, paths: DatasetPaths) -> None:
@@ -277,49 +229,14 @@ def commit_batch(
     finally:
         con.close()
 
-    crash_point("before_move")
-    new_dirs: set[Path] = set()
-    for index, source in enumerate(staged):
-        fsync_file(source)
-        target = paths.data / source.relative_to(staging)
-        folder = target.parent
-        while folder != paths.data and not folder.exists():
-            new_dirs.add(folder)
-            folder = folder.parent
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source.replace(target)
-        new_dirs.add(target.parent)
-        if index == 0:
-            crash_point("after_first_move")
-    for folder in sorted(new_dirs | {d.parent for d in new_dirs}, key=lambda d: -len(d.parts)):
-        fsync_dir(folder)  # deepest first: files, then the folders that name them
-    fsync_dir(paths.data)
-
-    crash_point("before_manifest")
-    manifest_path = paths.manifest(batch_id)
-    body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
-    create_exclusive(manifest_path, body)
-    crash_point("before_current")
-    replace_atomic(paths.current, body)  # the commit point: nothing below may undo it
-    crash_point("after_current")
-
-    try:
+    def record(manifest_path: Path) -> None:
         con = connect(warehouse)
         try:
             _record_commit(con, batch_id, manifest_path)
         finally:
             con.close()
-        live = _referenced(manifest)
-        for entry in previous.get("superseded_files", []) if previous else []:
-            if entry["path"] not in live:
-                (paths.data / entry["path"]).unlink(missing_ok=True)
-        shutil.rmtree(staging, ignore_errors=True)
-    except Exception as exc:  # committed: the next run's reconciliation finishes the work
-        log.warning(
-            "batch %s is committed; its clean-up failed and is left to the next run: %s",
-            batch_id,
-            exc,
-        )
+
+    manifest_path = commit_files(paths, batch_id, manifest, previous, after_commit=record)
     log.info(
         "committed batch %s: %d file(s) written, %d superseded",
         batch_id,

@@ -15,7 +15,7 @@ from batch_processor.durable import replace_atomic
 
 if TYPE_CHECKING:
     from batch_processor.config import TelemetryConfig
-    from batch_processor.telemetry.dataset import DatasetPaths
+    from batch_processor.dataset_commit import DatasetPaths
     from batch_processor.telemetry.pipeline import TelemetryRunResult
 
 log = logging.getLogger(__name__)

@@ -8,9 +8,8 @@ from pathlib import Path, PurePosixPath
 import duckdb
 
 from batch_processor.checksums import sha256_file
-from batch_processor.telemetry.dataset import DatasetPaths
-from batch_processor.telemetry.manifest import checksum_ok
-from batch_processor.telemetry.publisher import read_current
+from batch_processor.dataset_commit import DatasetPaths, read_current
+from batch_processor.manifest_common import checksum_ok
 
 
 @dataclass

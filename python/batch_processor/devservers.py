@@ -1,0 +1,78 @@
+"""Real servers on loopback for the tests, the benchmarks and demos: moto's AWS server mode
+and a throw-away PostgreSQL (``scripts/postgres.sh``). Not used by the pipelines themselves."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from batch_processor.paths import PROJECT_ROOT
+
+POSTGRES_SCRIPT = PROJECT_ROOT / "scripts" / "postgres.sh"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server on port {port} exited") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on port {port} after {seconds} s") from None
+            time.sleep(0.1)
+
+
+@contextmanager
+def moto_server() -> Iterator[dict[str, str]]:
+    """moto's server mode on a free loopback port; yields the AWS settings (endpoint,
+    dummy credentials, region) that point boto3 at it."""
+    port = free_port()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for_port(port, server, 30)
+        yield {
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@contextmanager
+def postgres_server() -> Iterator[str]:
+    """A fresh PostgreSQL server on a free loopback port (installed by the script if
+    missing); yields its admin URL, and stops and deletes it afterwards."""
+    started = subprocess.run(
+        [str(POSTGRES_SCRIPT), "start", str(free_port())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"could not start PostgreSQL: {started.stderr.strip()}")
+    url, folder = started.stdout.split()
+    try:
+        yield url
+    finally:
+        subprocess.run([str(POSTGRES_SCRIPT), "stop", folder], check=False)

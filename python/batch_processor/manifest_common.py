@@ -1,0 +1,93 @@
+"""What every pipeline's manifest has in common: a checksum over its canonical JSON, the tool
+versions, the nodes of the dbt runs that built it, the Parquet schema of its files."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+
+def tool_versions() -> dict[str, str]:
+    return {
+        "dbt": version("dbt-core"),
+        "dbt-duckdb": version("dbt-duckdb"),
+        "duckdb": duckdb.__version__,
+    }
+
+
+def schema_hash(schema: dict[str, str]) -> str:
+    return "sha256:" + hashlib.sha256(canonical_json(schema)).hexdigest()
+
+
+def canonical_json(document: Any) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def with_checksum(body: dict[str, Any]) -> dict[str, Any]:
+    return {**body, "checksum": "sha256:" + hashlib.sha256(canonical_json(body)).hexdigest()}
+
+
+def checksum_ok(manifest: dict[str, Any]) -> bool:
+    body = {k: v for k, v in manifest.items() if k != "checksum"}
+    return bool(with_checksum(body)["checksum"] == manifest.get("checksum"))
+
+
+def dbt_nodes(target_path: Path, con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """Every node of the run: status, timing, failures; rows for models stored as tables."""
+    results = json.loads((target_path / "run_results.json").read_text())
+    manifest = json.loads((target_path / "manifest.json").read_text())
+    nodes = []
+    for result in results["results"]:
+        unique_id = result["unique_id"]
+        node = manifest["nodes"].get(unique_id, {})
+        rows = None
+        materialized = node.get("config", {}).get("materialized")
+        if node.get("resource_type") in {"model", "seed"} and materialized != "view":
+            relation = f'"{node["schema"]}"."{node.get("alias") or node["name"]}"'
+            try:
+                found = con.execute(f"select count(*) from {relation}").fetchone()
+                rows = int(found[0]) if found else None
+            except duckdb.Error:
+                rows = None
+        nodes.append(
+            {
+                "unique_id": unique_id,
+                "resource_type": node.get("resource_type", unique_id.split(".", 1)[0]),
+                "status": result["status"],
+                "execution_time_s": round(result.get("execution_time") or 0.0, 3),
+                "rows": rows,
+                "failures": result.get("failures"),
+                "message": result.get("message"),
+            }
+        )
+    return nodes
+
+
+def parquet_schema(path: Path) -> dict[str, str]:
+    """Column -> Parquet type of one file, e.g. ``INT64 TIMESTAMP(MICROS, UTC)``."""
+    con = duckdb.connect()
+    try:
+        rows = con.execute(
+            "select name, type, converted_type, logical_type from parquet_schema($p)",
+            {"p": str(path)},
+        ).fetchall()
+    finally:
+        con.close()
+    schema: dict[str, str] = {}
+    for name, physical, converted, logical in rows[1:]:  # row 0 is the schema root
+        if name in ("list", "element"):
+            continue
+        if converted == "LIST":
+            schema[name] = "LIST<STRING>"
+        elif logical and "Timestamp" in logical:
+            unit = "MICROS" if "MICROS=MicroSeconds" in logical else "NANOS"
+            utc = "UTC" if "isAdjustedToUTC=1" in logical else "local"
+            schema[name] = f"{physical} TIMESTAMP({unit}, {utc})"
+        else:
+            schema[name] = str(physical)
+    return schema
