@@ -13,6 +13,7 @@ from batch_processor.config import load_telemetry_config
 from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
 from batch_processor.logs import configure_logging
+from batch_processor.papers.cli import add_papers_commands
 from batch_processor.products.cli import add_products_commands
 from batch_processor.telemetry.generator import DEFAULT_START
 from batch_processor.telemetry.loader import LoadSummary
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     load.set_defaults(handler=_telemetry_load)
     add_products_commands(domains)
+    add_papers_commands(domains)
 
     verify = domains.add_parser(
         "verify",
@@ -209,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--output",
         type=Path,
         required=True,
-        help="a published output folder (telemetry or products)",
+        help="a published output folder (telemetry, products or papers)",
     )
     verify.set_defaults(handler=_verify)
     return parser

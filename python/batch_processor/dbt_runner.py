@@ -102,8 +102,11 @@ def run_dbt(
     target_path: Path,
     dbt_vars: Mapping[str, Any] | None = None,
     memory_limit_mb: int | None = None,
+    manifest: Any = None,
 ) -> DbtRun:
-    """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result."""
+    """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result.
+    ``manifest`` (from ``parse_project``) skips parsing the project again: a long-lived
+    process parses once."""
     from dbt.cli.main import dbtRunner  # imported here: dbt takes ~2 s to import
 
     args = [
@@ -130,7 +133,7 @@ def run_dbt(
     log.info("dbt %s", " ".join(command))
     with _environment(environment):
         try:
-            result = dbtRunner().invoke(args)
+            result = dbtRunner(manifest=manifest).invoke(args)
         finally:
             _release_warehouse()
     nodes: list[NodeResult] = []
@@ -178,3 +181,20 @@ def ensure_tables(
         from batch_processor.errors import RunFailedError
 
         raise RunFailedError(f"could not create the tables of {operation}: {run.error}")
+
+
+def parse_project(warehouse: Path, target_path: Path) -> Any:
+    """Parse the dbt project once; the manifest to pass to ``run_dbt`` from then on, for the
+    same ``warehouse`` (its file name is the catalog the manifest's relations name)."""
+    from dbt.cli.main import dbtRunner
+
+    args = ["parse", "--project-dir", str(PROJECT_ROOT), "--profiles-dir", str(PROJECT_ROOT)]
+    args += ["--target-path", str(target_path), "--log-path", str(target_path / "logs")]
+    with _environment({"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse)}):
+        try:
+            result = dbtRunner().invoke([*args, "--log-level", "warn"])
+        finally:
+            _release_warehouse()
+    if not result.success:
+        raise RuntimeError(f"dbt parse failed: {result.exception}")
+    return result.result

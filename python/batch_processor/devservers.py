@@ -8,12 +8,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from batch_processor.paths import PROJECT_ROOT
 
 POSTGRES_SCRIPT = PROJECT_ROOT / "scripts" / "postgres.sh"
+NATS_SCRIPT = PROJECT_ROOT / "scripts" / "nats.sh"
 
 
 def free_port() -> int:
@@ -60,19 +61,28 @@ def moto_server() -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def postgres_server() -> Iterator[str]:
-    """A fresh PostgreSQL server on a free loopback port (installed by the script if
-    missing); yields its admin URL, and stops and deletes it afterwards."""
+def _scripted_server(script: Path) -> Iterator[str]:
+    """Start a server with ``script start PORT`` (it prints "<url> <folder>"), yield the URL,
+    and ``script stop FOLDER`` afterwards."""
     started = subprocess.run(
-        [str(POSTGRES_SCRIPT), "start", str(free_port())],
-        capture_output=True,
-        text=True,
-        check=False,
+        [str(script), "start", str(free_port())], capture_output=True, text=True, check=False
     )
     if started.returncode != 0:
-        raise RuntimeError(f"could not start PostgreSQL: {started.stderr.strip()}")
+        raise RuntimeError(f"{script.name} could not start its server: {started.stderr.strip()}")
     url, folder = started.stdout.split()
     try:
         yield url
     finally:
-        subprocess.run([str(POSTGRES_SCRIPT), "stop", folder], check=False)
+        subprocess.run([str(script), "stop", folder], check=False)
+
+
+def postgres_server() -> AbstractContextManager[str]:
+    """A fresh PostgreSQL server on a free loopback port (installed by the script if
+    missing); yields its admin URL, and stops and deletes it afterwards."""
+    return _scripted_server(POSTGRES_SCRIPT)
+
+
+def nats_server() -> AbstractContextManager[str]:
+    """A fresh nats-server with JetStream on a free loopback port (Debian's package,
+    installed by the script if missing); yields its URL."""
+    return _scripted_server(NATS_SCRIPT)

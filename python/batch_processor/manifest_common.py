@@ -6,10 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 from importlib.metadata import version
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import unquote
 
 import duckdb
+
+from batch_processor.checksums import sha256_file
 
 
 def tool_versions() -> dict[str, str]:
@@ -91,3 +94,38 @@ def parquet_schema(path: Path) -> dict[str, str]:
         else:
             schema[name] = str(physical)
     return schema
+
+
+def describe_partitioned_files(
+    base: Path, files: list[Path], partition_keys: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """Per Parquet file under ``base`` (Hive folders ``key=value/…``): its path relative to
+    ``base``, partition values (percent-decoded, as DuckDB encodes them), rows, bytes and
+    sha256 — the manifest's file entries."""
+    if not files:
+        return []
+    con = duckdb.connect()
+    try:
+        rows = dict(
+            con.execute(
+                "select filename, count(*) from read_parquet($files, filename = true, "
+                "hive_partitioning = false) group by filename",
+                {"files": [str(f) for f in files]},
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    described = []
+    for path in files:
+        relative = PurePosixPath(path.relative_to(base).as_posix())
+        values = dict(part.split("=", 1) for part in relative.parts[:-1] if "=" in part)
+        described.append(
+            {
+                "path": str(relative),
+                "partition": {key: unquote(values[key]) for key in partition_keys},
+                "rows": int(rows[str(path)]),
+                "bytes": path.stat().st_size,
+                "sha256": sha256_file(path),
+            }
+        )
+    return described

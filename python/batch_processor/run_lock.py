@@ -7,7 +7,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -55,10 +55,15 @@ def exclusive(lock_path: Path, what: str, timeout_s: float) -> Iterator[None]:
         lock.release()
 
 
+def warehouse_lock(warehouse: Path, timeout_s: float) -> AbstractContextManager[None]:
+    """The warehouse's own lock (DuckDB has a single writer; this makes writers queue)."""
+    return exclusive(warehouse.with_name(warehouse.name + ".lock"), str(warehouse), timeout_s)
+
+
 @contextmanager
 def run_locks(output_dir: Path, warehouse: Path, timeout_s: float) -> Iterator[None]:
     with (
         exclusive(output_dir / ".lock", str(output_dir), timeout_s),
-        exclusive(warehouse.with_name(warehouse.name + ".lock"), str(warehouse), timeout_s),
+        warehouse_lock(warehouse, timeout_s),
     ):
         yield

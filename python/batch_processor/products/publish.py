@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
 
 import duckdb
 
 from batch_processor import db
-from batch_processor.checksums import sha256_file
 from batch_processor.dataset_commit import (
     DatasetPaths,
     commit_files,
@@ -31,6 +29,7 @@ from batch_processor.dataset_commit import (
 )
 from batch_processor.manifest_common import (
     dbt_nodes,
+    describe_partitioned_files,
     parquet_schema,
     schema_hash,
     tool_versions,
@@ -66,36 +65,6 @@ def _adopt_current(paths: DatasetPaths, con: duckdb.DuckDBPyConnection) -> set[s
             },
         )
     return {str(row[0]) for row in con.execute(f"select batch_id from {SNAPSHOTS}").fetchall()}
-
-
-def _describe(staging: Path, files: list[Path]) -> list[dict[str, Any]]:
-    if not files:
-        return []
-    con = db.connect(":memory:")
-    try:
-        rows = dict(
-            con.execute(
-                "select filename, count(*) from read_parquet($files, filename = true, "
-                "hive_partitioning = false) group by filename",
-                {"files": [str(f) for f in files]},
-            ).fetchall()
-        )
-    finally:
-        con.close()
-    described = []
-    for path in files:
-        relative = PurePosixPath(path.relative_to(staging).as_posix())
-        folder = relative.parts[0]
-        described.append(
-            {
-                "path": str(relative),
-                "partition": {PARTITION_KEY: unquote(folder.split("=", 1)[1])},
-                "rows": int(rows[str(path)]),
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-            }
-        )
-    return described
 
 
 def _statistics(con: duckdb.DuckDBPyConnection, change_log_rows: int) -> dict[str, Any]:
@@ -158,7 +127,7 @@ def publish_snapshot(
             f"filename_pattern 'part-{sync_id}-{{i}}', file_size_bytes '{MAX_FILE_SIZE}')"
         )
         staged = sorted(staging.rglob("*.parquet"))
-        output_files = _describe(staging, staged)
+        output_files = describe_partitioned_files(staging, staged, (PARTITION_KEY,))
         schema = parquet_schema(staged[0]) if staged else {}
         manifest = with_checksum(
             {
