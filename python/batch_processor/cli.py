@@ -10,6 +10,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from batch_processor.config import load_telemetry_config
+from batch_processor.crm.cli import add_crm_commands
 from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
 from batch_processor.logs import configure_logging
@@ -201,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.set_defaults(handler=_telemetry_load)
     add_products_commands(domains)
     add_papers_commands(domains)
+    add_crm_commands(domains)
 
     verify = domains.add_parser(
         "verify",

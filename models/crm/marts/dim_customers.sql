@@ -1,0 +1,24 @@
+{#- One row per customer with their order history summarized. -#}
+{{ config(materialized='table') }}
+
+with
+
+customers as (
+    select * from {{ ref('stg_crm__customers') }}
+),
+
+customer_orders as (
+    select * from {{ ref('int_crm__customer_orders') }}
+)
+
+select
+    customers.customer_id,
+    customers.first_name,
+    customers.last_name,
+    customers.email,
+    customer_orders.first_order,
+    customer_orders.most_recent_order,
+    coalesce(customer_orders.number_of_orders, 0) as number_of_orders,
+    coalesce(customer_orders.customer_lifetime_value, 0) as customer_lifetime_value
+from customers
+left join customer_orders on customers.customer_id = customer_orders.customer_id

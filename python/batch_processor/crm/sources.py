@@ -1,0 +1,79 @@
+"""Register a folder of CRM exports (CSV) as the dbt sources ``crm_raw.*``.
+
+One file per table: ``customers.csv``, ``orders.csv``, ``payments.csv``, ``leads.csv`` (the
+jaffle-shop names ``raw_customers.csv`` … are accepted too). DuckDB reads each file
+directly, every column as text; a column the file lacks is NULL, a missing required column
+or file is a clear error. The table's columns are read from the table the dbt macro
+crm_create_source_tables created (one definition)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from batch_processor.errors import ConfigError
+
+SCHEMA = "crm_raw"
+REQUIRED = {
+    "customers": {"id"},
+    "orders": {"id", "user_id", "order_date", "status"},
+    "payments": {"id", "order_id", "payment_method", "amount"},
+    "leads": {"id", "customer_id", "stage", "created_at"},
+}
+
+
+def export_file(folder: Path, table: str) -> Path:
+    for name in (f"{table}.csv", f"raw_{table}.csv"):
+        if (folder / name).is_file():
+            return folder / name
+    raise ConfigError(f"{folder}: no {table}.csv (or raw_{table}.csv) for crm_raw.{table}")
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [
+        str(row[0])
+        for row in con.execute(
+            "select column_name from duckdb_columns() where schema_name = ? and table_name = ? "
+            "order by column_index",
+            [SCHEMA, table],
+        ).fetchall()
+    ]
+
+
+def register_tables(
+    con: duckdb.DuckDBPyConnection, folder: Path, tables: list[str]
+) -> dict[str, int]:
+    """Replace the rows of ``crm_raw.<table>`` with ``folder``'s export, for each table, in one
+    transaction; rows loaded per table."""
+    loaded: dict[str, int] = {}
+    con.execute("begin")
+    try:
+        for table in tables:
+            path = export_file(folder, table)
+            header = {
+                str(row[0]).strip().lower()
+                for row in con.execute(
+                    "describe select * from read_csv(?, header = true, all_varchar = true)",
+                    [str(path)],
+                ).fetchall()
+            }
+            missing = REQUIRED[table] - header
+            if missing:
+                raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            select = ", ".join(
+                f'"{c}"' if c in header else f"null::varchar as {c}"
+                for c in _table_columns(con, table)
+            )
+            con.execute(f"delete from {SCHEMA}.{table}")
+            count = con.execute(
+                f"insert into {SCHEMA}.{table} select {select} "
+                "from read_csv(?, header = true, all_varchar = true)",
+                [str(path)],
+            ).fetchall()[0][0]
+            loaded[table] = int(count)
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")
+    return loaded

@@ -1,0 +1,282 @@
+"""CRM: marts equal an independent pyarrow computation (jaffle-shop and generated data), the
+event decorator checks payloads in one place, and the TaskIQ tasks over a real nats-server
+publish completion events, survive a failing run and a killed worker, and two workers share
+one warehouse without corrupting it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import nats
+import pytest
+
+from batch_processor import devservers
+from batch_processor.crm import subjects
+from batch_processor.crm.etl import DELAY_ENV, run_crm_task
+from batch_processor.crm.events import CompletionEvent, event_task_handler
+from batch_processor.crm.generator import generate_crm_exports
+from batch_processor.crm.parity import check_parity
+from batch_processor.crm.tasks import TASKS
+from tests.conftest import SHARED_DATA, require_shared
+
+JAFFLE = SHARED_DATA / "jaffle-shop-classic" / "main"
+CLI = str(Path(sys.executable).parent / "batch-processor")
+
+
+def run_tasks(folder: Path, warehouse: Path, *names: str) -> dict[str, CompletionEvent]:
+    return {
+        name: run_crm_task(TASKS[name], folder, warehouse, warehouse.parent / "work" / name)
+        for name in names
+    }
+
+
+@pytest.mark.shared_data
+def test_parity_on_the_jaffle_shop(tmp_path: Path) -> None:
+    require_shared(JAFFLE)
+    events = run_tasks(JAFFLE, tmp_path / "w.duckdb", "crm.orders", "crm.customers")
+    assert {e.status for e in events.values()} == {"ok"}, events
+    assert events["crm.orders"].rows == 99 and events["crm.customers"].rows == 100
+    assert check_parity(JAFFLE, tmp_path / "w.duckdb", ["orders", "customers"]) == []
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    # jaffle-shop's own published figures for customer 1: 2 orders, lifetime value 33
+    assert con.execute(
+        "select number_of_orders, customer_lifetime_value from crm.dim_customers "
+        "where customer_id = 1"
+    ).fetchall() == [(2, 33)]
+
+
+def test_parity_on_generated_data_and_an_append(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=800, orders=3000, leads=1500, seed=5)
+    warehouse = tmp_path / "w.duckdb"
+    events = run_tasks(folder, warehouse, "crm.orders", "crm.customers", "crm.leads")
+    assert {e.status for e in events.values()} == {"ok"}
+    assert check_parity(folder, warehouse, ["orders", "customers", "leads"]) == []
+
+    # the mart does not hide a wrong figure: tamper with one order and parity says so
+    con = duckdb.connect(str(warehouse))
+    con.execute("update crm.fct_orders set coupon_amount = coupon_amount + 1 where order_id = 7")
+    con.close()
+    assert any(p.startswith("orders 7:") for p in check_parity(folder, warehouse, ["orders"]))
+
+    # more orders arrive (append-mostly): the incremental mart takes them, nothing doubles
+    generate_crm_exports(folder, customers=800, orders=3500, leads=1500, seed=5)
+    again = run_tasks(folder, warehouse, "crm.orders")["crm.orders"]
+    assert again.status == "ok" and again.rows == 3500
+    assert check_parity(folder, warehouse, ["orders"]) == []
+
+
+def test_a_bad_export_fails_the_task_with_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=50, orders=60, leads=10, seed=2)
+    orders = folder / "orders.csv"
+    orders.write_text(orders.read_text().replace(",placed", ",lost_in_mail", 1))
+    event = run_tasks(folder, tmp_path / "w.duckdb", "crm.orders")["crm.orders"]
+    assert event.status == "failed" and event.rows == 0
+    assert "accepted_values_stg_crm__orders_status" in str(event.error)
+    (folder / "payments.csv").unlink()
+    event = run_tasks(folder, tmp_path / "w.duckdb", "crm.orders")["crm.orders"]
+    assert event.status == "failed" and "no payments.csv" in str(event.error)
+
+
+def test_the_event_decorator_checks_version_and_fields_in_one_place(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[CompletionEvent] = []
+
+    @event_task_handler("etl.test.completed")
+    async def listener(event: CompletionEvent, broker: object) -> None:
+        seen.append(event)
+
+    good = CompletionEvent(task="crm.orders", batch_id="b", status="ok", rows=3, duration_ms=5)
+    caplog.set_level(logging.WARNING)
+    assert asyncio.run(listener(good.to_bytes())) == good
+    assert asyncio.run(listener(good.to_bytes().replace(b'"version":1', b'"version":2'))) is None
+    assert asyncio.run(listener(b'{"version": 1, "task": "crm.orders"}')) is None
+    assert asyncio.run(listener(b"not json")) is None
+    assert seen == [good]
+    reasons = [r.getMessage() for r in caplog.records]
+    assert any("version: Input should be 1" in r for r in reasons)
+    assert any("status: Field required" in r and "rows: Field required" in r for r in reasons)
+    assert all(r.startswith("dropped an event on etl.test.completed") for r in reasons)
+
+
+# --- over a real nats-server ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def nats_url() -> Iterator[str]:
+    with devservers.nats_server() as url:
+        yield url
+
+
+class Worker:
+    def __init__(self, url: str, warehouse: Path, folder: Path, log: Path, **env: str) -> None:
+        self.log = log
+        self.process = subprocess.Popen(
+            [CLI, "worker", "--nats", url, "--warehouse", str(warehouse), "--input", str(folder)],
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BATCH_PROCESSOR_NATS_ACK_WAIT_S": "4", **env},
+        )
+        self.wait_for("worker ready")
+
+    def wait_for(self, text: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.log.read_text():
+            assert self.process.poll() is None, self.log.read_text()
+            assert time.monotonic() < deadline, f"no {text!r} in {self.log.read_text()}"
+            time.sleep(0.1)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=30)
+
+
+async def _collect(url: str, seconds: float, enqueue: list[list[str]]) -> list[dict]:
+    """Subscribe to every completion subject, run the enqueue commands, collect events."""
+    client = await nats.connect(url)
+    events: list[dict] = []
+
+    async def on_event(message: object) -> None:
+        events.append({"subject": message.subject, **json.loads(message.data)})  # type: ignore[attr-defined]
+
+    await client.subscribe("etl.crm.>", cb=on_event)
+    for command in enqueue:
+        await asyncio.to_thread(
+            subprocess.run, [CLI, *command, "--nats", url], check=True, capture_output=True
+        )
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and len(events) < len(enqueue):
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # late duplicates would show up here
+    await client.close()
+    return events
+
+
+@pytest.mark.slow
+def test_tasks_publish_events_and_a_failed_run_does_not_stop_the_worker(
+    tmp_path: Path, nats_url: str
+) -> None:
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    generate_crm_exports(good, customers=200, orders=400, leads=100, seed=3)
+    shutil.copytree(good, bad)
+    (bad / "orders.csv").write_text(
+        (good / "orders.csv").read_text().replace(",completed", ",lost", 1)
+    )
+    worker = Worker(nats_url, tmp_path / "w.duckdb", good, tmp_path / "worker.log")
+    try:
+        events = asyncio.run(
+            _collect(
+                nats_url,
+                60,
+                [
+                    ["enqueue", "crm.orders", "--input", str(bad)],
+                    ["enqueue", "crm.orders"],
+                    ["enqueue", "crm.customers"],
+                ],
+            )
+        )
+    finally:
+        worker.stop()
+    by_subject: dict[str, list[dict]] = {}
+    for event in events:
+        by_subject.setdefault(event["subject"], []).append(event)
+    orders = by_subject[subjects.ORDERS_COMPLETED]
+    assert [e["status"] for e in orders] == ["failed", "ok"]
+    assert "accepted_values" in orders[0]["error"] and orders[1]["rows"] == 400
+    assert by_subject[subjects.CUSTOMERS_COMPLETED][0]["rows"] == 200
+    # the example listener refreshed what depends on the customers mart
+    segments = by_subject[subjects.CUSTOMER_SEGMENTS_COMPLETED]
+    assert len(segments) == 1 and segments[0]["status"] == "ok"
+    assert all(e["version"] == 1 and e["task_id"] for e in events)
+
+
+@pytest.mark.slow
+def test_a_killed_workers_task_is_redelivered_and_nothing_is_duplicated(
+    tmp_path: Path, nats_url: str
+) -> None:
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=100, orders=500, leads=10, seed=4)
+    warehouse = tmp_path / "w.duckdb"
+    doomed = Worker(nats_url, warehouse, folder, tmp_path / "a.log", **{DELAY_ENV: "30"})
+    survivor: Worker | None = None
+    try:
+
+        async def scenario() -> list[dict]:
+            client = await nats.connect(nats_url)
+            events: list[dict] = []
+
+            async def on_event(message: object) -> None:
+                events.append(json.loads(message.data))  # type: ignore[attr-defined]
+
+            await client.subscribe(subjects.ORDERS_COMPLETED, cb=on_event)
+            await asyncio.to_thread(
+                subprocess.run, [CLI, "enqueue", "crm.orders", "--nats", nats_url], check=True
+            )
+            await asyncio.to_thread(doomed.wait_for, "crm.orders")  # it took the task
+            doomed.stop(signal.SIGKILL)  # … and dies in the middle of it
+            nonlocal survivor
+            survivor = await asyncio.to_thread(
+                Worker, nats_url, warehouse, folder, tmp_path / "b.log"
+            )
+            deadline = time.monotonic() + 60
+            while not events and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(6)  # longer than ack_wait: a second delivery would show
+            await client.close()
+            return events
+
+        events = asyncio.run(scenario())
+    finally:
+        doomed.stop(signal.SIGKILL)
+        if survivor is not None:
+            survivor.stop()
+    assert [e["status"] for e in events] == ["ok"]
+    assert events[0]["worker"].endswith(f":{survivor.process.pid}")  # type: ignore[union-attr]
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute(
+        "select count(*), count(distinct order_id) from crm.fct_orders"
+    ).fetchall() == [(500, 500)]
+
+
+@pytest.mark.slow
+def test_two_workers_serve_concurrently_without_corrupting_the_warehouse(
+    tmp_path: Path, nats_url: str
+) -> None:
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=300, orders=1200, leads=400, seed=6)
+    warehouse = tmp_path / "w.duckdb"
+    workers = [Worker(nats_url, warehouse, folder, tmp_path / f"w{n}.log") for n in range(2)]
+    try:
+        commands = [
+            ["enqueue", name]
+            for name in (
+                "crm.orders",
+                "crm.leads",
+                "crm.orders",
+                "crm.leads",
+                "crm.orders",
+                "crm.leads",
+            )
+        ]
+        events = asyncio.run(_collect(nats_url, 90, commands))
+    finally:
+        for worker in workers:
+            worker.stop()
+    task_events = [e for e in events if e["task"] in ("crm.orders", "crm.leads")]
+    assert len(task_events) == 6 and {e["status"] for e in task_events} == {"ok"}
+    assert len({e["worker"] for e in task_events}) == 2  # both served
+    assert check_parity(folder, warehouse, ["orders", "leads"]) == []
