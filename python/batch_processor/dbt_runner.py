@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batch_processor.logs import json_logging
 from batch_processor.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ def run_dbt(
     ]
     if dbt_vars:
         args += ["--vars", json.dumps(dict(dbt_vars), default=str)]
+    if json_logging():  # dbt prints its own console lines: keep them one JSON object each
+        args += ["--log-format", "json"]
     environment = {"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse)}
     if memory_limit_mb is not None:
         environment["BATCH_PROCESSOR_MEMORY_LIMIT"] = f"{memory_limit_mb}MB"

@@ -5,10 +5,35 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Literal
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_CONTEXT: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("log_context", default=())
+
+
+@contextmanager
+def log_context(**fields: object) -> Iterator[None]:
+    """Every log record made inside (in this thread, its tasks and the threads it starts with
+    asyncio.to_thread) carries ``fields``, e.g. a batch's trace_id."""
+    token = _CONTEXT.set(tuple({**dict(_CONTEXT.get()), **fields}.items()))
+    try:
+        yield
+    finally:
+        _CONTEXT.reset(token)
+
+
+class ContextFilter(logging.Filter):
+    """Copies the current log_context onto each record (explicit extras win)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _CONTEXT.get():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -39,6 +64,12 @@ def configure_logging(
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
         )
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+
+
+def json_logging() -> bool:
+    """Whether the process logs JSON lines (configure_logging("json"))."""
+    return any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers)

@@ -32,6 +32,7 @@ import duckdb
 from batch_processor import db
 from batch_processor.dbt_runner import ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
+from batch_processor.logs import log_context
 from batch_processor.papers.dynamodb_sink import write_batch
 from batch_processor.papers.events import new_trace_id
 from batch_processor.papers.objects import ObjectError, ObjectRef, open_decompressed
@@ -273,7 +274,8 @@ def process_objects(
     tlog = TraceLog(log, {"service": SERVICE, "trace_id": trace_id, "request_id": request_id})
     result = PapersResult(trace_id, request_id, [], started_at)
     work = output / "_dbt" / trace_id
-    with run_locks(output, warehouse, lock_timeout_s):
+    context = log_context(service=SERVICE, trace_id=trace_id, request_id=request_id)
+    with context, run_locks(output, warehouse, lock_timeout_s):
         ensure_tables(warehouse, STATE_TABLES, "papers_ensure_state_tables", work / "setup")
         con = db.connect(warehouse, memory_limit_mb=memory_limit_mb)
         try:
@@ -312,6 +314,6 @@ def process_objects(
             result.errors.append({"object": None, "line": None, "error": result.error})
         result.processing_time_ms = round(1000 * (time.monotonic() - clock))
         result.report_path = _write_report(output, result)
-    level = logging.ERROR if result.error else logging.INFO
-    tlog.log(level, "Batch processing completed", metadata=result.result_json())
+        level = logging.ERROR if result.error else logging.INFO
+        tlog.log(level, "Batch processing completed", metadata=result.result_json())
     return result
