@@ -17,13 +17,7 @@ install)
     if find_server >/dev/null; then
         exit 0
     fi
-    if [ "$(id -u)" != 0 ]; then
-        echo "nats.sh: nats-server is not installed; run 'apt-get install nats-server' as root" >&2
-        exit 1
-    fi
-    echo "installing nats-server (Debian package)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server >/dev/null \
-        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nats-server >/dev/null; }
+    "$(dirname "$0")/apt-install.sh" nats-server
     find_server >/dev/null || { echo "nats.sh: nats-server installed but not found" >&2; exit 1; }
     ;;
 start)

@@ -36,13 +36,7 @@ install)
     if bindir >/dev/null; then
         exit 0
     fi
-    if [ "$(id -u)" != 0 ]; then
-        echo "postgres.sh: PostgreSQL is not installed; run 'apt-get install postgresql' as root" >&2
-        exit 1
-    fi
-    echo "installing postgresql (Debian package)" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null \
-        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null; }
+    "$(dirname "$0")/apt-install.sh" postgresql
     bindir >/dev/null || { echo "postgres.sh: postgresql installed but initdb not found" >&2; exit 1; }
     ;;
 start)

@@ -18,8 +18,3 @@
     );
 {% endmacro %}
 
-{#- `dbt run-operation crm_ensure_source_tables`: the same, run on its own. -#}
-{% macro crm_ensure_source_tables() %}
-    {% do run_query(crm_create_source_tables()) %}
-    {% do adapter.commit() %}
-{% endmacro %}

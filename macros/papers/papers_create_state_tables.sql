@@ -10,11 +10,6 @@
     );
 {% endmacro %}
 
-{#- `dbt run-operation papers_ensure_state_tables`: the same, run on its own. -#}
-{% macro papers_ensure_state_tables() %}
-    {% do run_query(papers_create_state_tables()) %}
-    {% do adapter.commit() %}
-{% endmacro %}
 
 {#- The batch's timestamp: set by the Python entry points (the same value in the result JSON),
     or the run's start time for a bare `dbt build`. -#}

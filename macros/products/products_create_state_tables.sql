@@ -49,9 +49,3 @@
     );
 {% endmacro %}
 
-{#- `dbt run-operation products_ensure_state_tables`: the same, run on its own (the sync calls
-    it before it registers the source rows). -#}
-{% macro products_ensure_state_tables() %}
-    {% do run_query(products_create_state_tables()) %}
-    {% do adapter.commit() %}
-{% endmacro %}

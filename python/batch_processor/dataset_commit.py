@@ -27,11 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import duckdb
+
 from batch_processor.durable import create_exclusive, fsync_dir, fsync_file, replace_atomic
+from batch_processor.manifest_common import describe_partitioned_files, parquet_schema
 
 log = logging.getLogger(__name__)
 
 CRASH_ENV = "BATCH_PROCESSOR_CRASH_AT"  # fault injection for the crash tests only
+MAX_FILE_SIZE = "256MB"  # stage_parquet splits a larger partition into several files
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,37 @@ class DatasetPaths:
     def make(self) -> None:
         for folder in (self.data, self.manifests, self.reports, self.staging_root):
             folder.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class StagedParquet:
+    files: list[dict[str, Any]]  # the manifest's entries for the staged files
+    schema: dict[str, str]  # their Parquet schema ({} when the query returned no rows)
+
+
+def stage_parquet(
+    con: duckdb.DuckDBPyConnection,
+    query: str,
+    paths: DatasetPaths,
+    batch_id: str,
+    partition_by: tuple[str, ...],
+) -> StagedParquet:
+    """Write ``query``'s rows as Hive-partitioned Parquet into the batch's staging folder
+    (``part-<batch_id>-<n>.parquet``, a partition larger than MAX_FILE_SIZE split into
+    several files) and describe them for the manifest; ``commit_files`` publishes them."""
+    staging = paths.staging(batch_id)
+    staging.mkdir(parents=True, exist_ok=True)
+    target = str(staging).replace("'", "''")
+    pattern = f"part-{batch_id}-{{i}}".replace("'", "''")
+    con.execute(
+        f"copy ({query}) to '{target}' (format parquet, partition_by ({', '.join(partition_by)}), "
+        f"filename_pattern '{pattern}', file_size_bytes '{MAX_FILE_SIZE}')"
+    )
+    staged = sorted(staging.rglob("*.parquet"))
+    return StagedParquet(
+        describe_partitioned_files(staging, staged, partition_by),
+        parquet_schema(staged[0]) if staged else {},
+    )
 
 
 def crash_point(name: str) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from batch_processor import db
+from batch_processor.errors import RunFailedError
 from batch_processor.logs import json_logging
 from batch_processor.paths import PROJECT_ROOT
 
@@ -96,7 +98,7 @@ def _release_warehouse() -> None:
     DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
 
 
-def run_dbt(
+def _invoke(
     command: list[str],
     *,
     warehouse: Path,
@@ -104,10 +106,8 @@ def run_dbt(
     dbt_vars: Mapping[str, Any] | None = None,
     memory_limit_mb: int | None = None,
     manifest: Any = None,
-) -> DbtRun:
-    """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result.
-    ``manifest`` (from ``parse_project``) skips parsing the project again: a long-lived
-    process parses once."""
+) -> Any:
+    """``dbt <command…>`` in this process against ``warehouse``; dbt's own result object."""
     from dbt.cli.main import dbtRunner  # imported here: dbt takes ~2 s to import
 
     args = [
@@ -136,9 +136,31 @@ def run_dbt(
     log.info("dbt %s", " ".join(command))
     with _environment(environment):
         try:
-            result = dbtRunner(manifest=manifest).invoke(args)
+            return dbtRunner(manifest=manifest).invoke(args)
         finally:
             _release_warehouse()
+
+
+def run_dbt(
+    command: list[str],
+    *,
+    warehouse: Path,
+    target_path: Path,
+    dbt_vars: Mapping[str, Any] | None = None,
+    memory_limit_mb: int | None = None,
+    manifest: Any = None,
+) -> DbtRun:
+    """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result.
+    ``manifest`` (from ``parse_project``) skips parsing the project again: a long-lived
+    process parses once."""
+    result = _invoke(
+        command,
+        warehouse=warehouse,
+        target_path=target_path,
+        dbt_vars=dbt_vars,
+        memory_limit_mb=memory_limit_mb,
+        manifest=manifest,
+    )
     nodes: list[NodeResult] = []
     if result.result is not None and hasattr(result.result, "results"):
         for node in result.result.results:
@@ -159,14 +181,12 @@ def run_dbt(
 
 
 def ensure_tables(
-    warehouse: Path, tables: list[tuple[str, str]], operation: str, target_path: Path
+    warehouse: Path, tables: list[tuple[str, str]], macro_name: str, target_path: Path
 ) -> None:
-    """Tables a pipeline loads before its dbt build are defined once, by a dbt macro (its
-    on-run-start hook); on a warehouse that lacks any of ``tables`` ((schema, name) pairs),
-    run that macro with ``dbt run-operation operation`` first."""
+    """Tables a pipeline loads before its dbt build are defined once, by a dbt macro that
+    on-run-start runs; on a warehouse that lacks any of ``tables`` ((schema, name) pairs),
+    run that macro first (``dbt run-operation create_tables``)."""
     if warehouse.exists():
-        from batch_processor import db
-
         con = db.connect(warehouse, read_only=True)
         try:
             present = {
@@ -179,25 +199,19 @@ def ensure_tables(
             con.close()
         if set(tables) <= present:
             return
-    run = run_dbt(["run-operation", operation], warehouse=warehouse, target_path=target_path)
+    run = run_dbt(
+        ["run-operation", "create_tables", "--args", json.dumps({"macro_name": macro_name})],
+        warehouse=warehouse,
+        target_path=target_path,
+    )
     if not run.success:
-        from batch_processor.errors import RunFailedError
-
-        raise RunFailedError(f"could not create the tables of {operation}: {run.error}")
+        raise RunFailedError(f"could not create the tables of {macro_name}: {run.error}")
 
 
 def parse_project(warehouse: Path, target_path: Path) -> Any:
     """Parse the dbt project once; the manifest to pass to ``run_dbt`` from then on, for the
     same ``warehouse`` (its file name is the catalog the manifest's relations name)."""
-    from dbt.cli.main import dbtRunner
-
-    args = ["parse", "--project-dir", str(PROJECT_ROOT), "--profiles-dir", str(PROJECT_ROOT)]
-    args += ["--target-path", str(target_path), "--log-path", str(target_path / "logs")]
-    with _environment({"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse)}):
-        try:
-            result = dbtRunner().invoke([*args, "--log-level", "warn"])
-        finally:
-            _release_warehouse()
+    result = _invoke(["parse"], warehouse=warehouse, target_path=target_path)
     if not result.success:
         raise RuntimeError(f"dbt parse failed: {result.exception}")
     return result.result

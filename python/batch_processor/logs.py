@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 _STANDARD_ATTRS = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 _CONTEXT: ContextVar[tuple[tuple[str, object], ...]] = ContextVar("log_context", default=())
@@ -26,14 +26,19 @@ def log_context(**fields: object) -> Iterator[None]:
         _CONTEXT.reset(token)
 
 
-class ContextFilter(logging.Filter):
-    """Copies the current log_context onto each record (explicit extras win)."""
+_make_record = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        for key, value in _CONTEXT.get():
-            if not hasattr(record, key):
-                setattr(record, key, value)
-        return True
+
+def _record_with_context(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Every record carries the current log_context, whichever handler writes it (the CLI's,
+    or a host's such as Lambda's)."""
+    record = _make_record(*args, **kwargs)
+    for key, value in _CONTEXT.get():
+        setattr(record, key, value)
+    return record
+
+
+logging.setLogRecordFactory(_record_with_context)
 
 
 class JsonFormatter(logging.Formatter):
@@ -64,7 +69,6 @@ def configure_logging(
         handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
         )
-    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -13,6 +14,8 @@ from urllib.parse import unquote
 import duckdb
 
 from batch_processor.checksums import sha256_file
+
+MANIFEST_VERSION = "1.0"
 
 
 def tool_versions() -> dict[str, str]:
@@ -96,36 +99,81 @@ def parquet_schema(path: Path) -> dict[str, str]:
     return schema
 
 
+def partition_values(relative: PurePosixPath, keys: tuple[str, ...]) -> dict[str, str]:
+    """``site_id=X/year=2026/f.parquet`` -> {site_id: X, year: 2026} for ``keys``.
+
+    DuckDB percent-encodes partition values in folder names (``ESB CH1`` -> ``ESB%20CH1``),
+    as Hive readers expect; the manifest holds the decoded values."""
+    values = {
+        key: unquote(value)
+        for key, value in (part.split("=", 1) for part in relative.parts[:-1] if "=" in part)
+    }
+    return {key: values[key] for key in keys}
+
+
 def describe_partitioned_files(
-    base: Path, files: list[Path], partition_keys: tuple[str, ...]
+    base: Path,
+    files: list[Path],
+    partition_keys: tuple[str, ...],
+    *,
+    range_column: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per Parquet file under ``base`` (Hive folders ``key=value/…``): its path relative to
-    ``base``, partition values (percent-decoded, as DuckDB encodes them), rows, bytes and
-    sha256 — the manifest's file entries."""
+    ``base``, partition values, rows, bytes and sha256 — the manifest's file entries — and,
+    with ``range_column``, that column's ``min_<column>`` / ``max_<column>`` (ISO 8601)."""
     if not files:
         return []
+    extra = f", min({range_column}), max({range_column})" if range_column else ""
     con = duckdb.connect()
     try:
-        rows = dict(
-            con.execute(
-                "select filename, count(*) from read_parquet($files, filename = true, "
+        con.execute("set TimeZone = 'UTC'")
+        facts = {
+            Path(name): rest
+            for name, *rest in con.execute(
+                f"select filename, count(*){extra} from read_parquet($files, filename = true, "
                 "hive_partitioning = false) group by filename",
                 {"files": [str(f) for f in files]},
             ).fetchall()
-        )
+        }
     finally:
         con.close()
     described = []
-    for path in files:
+    for path in sorted(files):
         relative = PurePosixPath(path.relative_to(base).as_posix())
-        values = dict(part.split("=", 1) for part in relative.parts[:-1] if "=" in part)
-        described.append(
-            {
-                "path": str(relative),
-                "partition": {key: unquote(values[key]) for key in partition_keys},
-                "rows": int(rows[str(path)]),
-                "bytes": path.stat().st_size,
-                "sha256": sha256_file(path),
-            }
-        )
+        rows, *bounds = facts[path]
+        entry: dict[str, Any] = {
+            "path": str(relative),
+            "partition": partition_values(relative, partition_keys),
+            "rows": int(rows),
+            "bytes": path.stat().st_size,
+            "sha256": sha256_file(path),
+        }
+        if range_column:
+            entry[f"min_{range_column}"] = bounds[0].isoformat()
+            entry[f"max_{range_column}"] = bounds[1].isoformat()
+        described.append(entry)
     return described
+
+
+def sealed_manifest(
+    *,
+    batch_id: str,
+    fields: dict[str, Any],
+    schema: dict[str, str],
+    dataset: str | None = None,
+) -> dict[str, Any]:
+    """A manifest: the envelope every pipeline's manifest has (version, dataset, batch id,
+    time, tool versions), its own ``fields``, the Parquet schema and its hash, and the
+    checksum over all of it."""
+    body: dict[str, Any] = {"manifest_version": MANIFEST_VERSION}
+    if dataset is not None:
+        body["dataset"] = dataset
+    body |= {
+        "batch_id": batch_id,
+        "created_at": datetime.now(UTC).isoformat(),
+        "versions": tool_versions(),
+        **fields,
+        "schema": schema,
+        "schema_hash": schema_hash(schema),
+    }
+    return with_checksum(body)

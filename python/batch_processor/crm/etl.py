@@ -56,7 +56,7 @@ def run_crm_task(
             log.info("%s: test delay %.1f s", task.name, delay)
             time.sleep(delay)
         with _DBT, warehouse_lock(warehouse, lock_timeout_s):
-            ensure_tables(warehouse, SOURCE_TABLES, "crm_ensure_source_tables", work / "setup")
+            ensure_tables(warehouse, SOURCE_TABLES, "crm_create_source_tables", work / "setup")
             con = db.connect(warehouse)
             try:
                 loaded = register_tables(con, input_dir, list(task.sources))

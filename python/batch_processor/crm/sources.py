@@ -13,6 +13,7 @@ from pathlib import Path
 import duckdb
 
 from batch_processor.errors import ConfigError
+from batch_processor.source_tables import csv_header, select_list, table_columns
 
 SCHEMA = "crm_raw"
 REQUIRED = {
@@ -30,17 +31,6 @@ def export_file(folder: Path, table: str) -> Path:
     raise ConfigError(f"{folder}: no {table}.csv (or raw_{table}.csv) for crm_raw.{table}")
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [
-        str(row[0])
-        for row in con.execute(
-            "select column_name from duckdb_columns() where schema_name = ? and table_name = ? "
-            "order by column_index",
-            [SCHEMA, table],
-        ).fetchall()
-    ]
-
-
 def register_tables(
     con: duckdb.DuckDBPyConnection, folder: Path, tables: list[str]
 ) -> dict[str, int]:
@@ -51,20 +41,11 @@ def register_tables(
     try:
         for table in tables:
             path = export_file(folder, table)
-            header = {
-                str(row[0]).strip().lower()
-                for row in con.execute(
-                    "describe select * from read_csv(?, header = true, all_varchar = true)",
-                    [str(path)],
-                ).fetchall()
-            }
+            header = csv_header(con, path)
             missing = REQUIRED[table] - header
             if missing:
                 raise ConfigError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            select = ", ".join(
-                f'"{c}"' if c in header else f"null::varchar as {c}"
-                for c in _table_columns(con, table)
-            )
+            select = select_list(table_columns(con, SCHEMA, table), header)
             con.execute(f"delete from {SCHEMA}.{table}")
             count = con.execute(
                 f"insert into {SCHEMA}.{table} select {select} "

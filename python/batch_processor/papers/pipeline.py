@@ -79,8 +79,8 @@ limit ?
 
 
 class TraceLog(logging.LoggerAdapter[logging.Logger]):
-    """Every log line carries the service, trace_id and request_id (JSON logs show them as
-    fields; ``metadata=`` adds a metadata object)."""
+    """``metadata=`` adds a metadata object to a log line (the service, trace_id and
+    request_id every line of a batch carries come from its log context)."""
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         extra = dict(self.extra or {})
@@ -271,12 +271,12 @@ def process_objects(
     clock = time.monotonic()
     trace_id = new_trace_id(started_at)
     request_id = request_id or f"req-{uuid.uuid4().hex[:12]}"
-    tlog = TraceLog(log, {"service": SERVICE, "trace_id": trace_id, "request_id": request_id})
+    tlog = TraceLog(log)  # service, trace_id and request_id come from the log context
     result = PapersResult(trace_id, request_id, [], started_at)
     work = output / "_dbt" / trace_id
     context = log_context(service=SERVICE, trace_id=trace_id, request_id=request_id)
     with context, run_locks(output, warehouse, lock_timeout_s):
-        ensure_tables(warehouse, STATE_TABLES, "papers_ensure_state_tables", work / "setup")
+        ensure_tables(warehouse, STATE_TABLES, "papers_create_state_tables", work / "setup")
         con = db.connect(warehouse, memory_limit_mb=memory_limit_mb)
         try:
             con.execute(f"delete from {RAW_TABLE}")

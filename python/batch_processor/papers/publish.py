@@ -13,7 +13,6 @@ later).
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,40 +22,27 @@ from batch_processor.dataset_commit import (
     commit_files,
     read_current,
     remove_leftovers,
+    stage_parquet,
 )
-from batch_processor.manifest_common import (
-    dbt_nodes,
-    describe_partitioned_files,
-    parquet_schema,
-    schema_hash,
-    tool_versions,
-    with_checksum,
-)
+from batch_processor.manifest_common import dbt_nodes, sealed_manifest
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = "1.0"
 PAPERS = "papers.papers"
 PARTITION_KEYS = ("year", "month")
-MAX_FILE_SIZE = "256MB"
 
 _PARTITIONS_SQL = f"""
 select distinct strftime(published_at, '%Y') as year, strftime(published_at, '%m') as month
 from {PAPERS}
 where $since is null or updated_at > $since::timestamptz
 """
-_COPY_SQL = """
-copy (
-    select *, strftime(published_at, '%Y') as year, strftime(published_at, '%m') as month
-    from {papers}
-    where (strftime(published_at, '%Y'), strftime(published_at, '%m')) in (
-        select (year, month) from touched
-    )
-    order by published_at, paper_id
-) to '{target}' (
-    format parquet, partition_by (year, month), filename_pattern 'part-{batch}-{{i}}',
-    file_size_bytes '{size}'
+_TOUCHED_ROWS_SQL = f"""
+select *, strftime(published_at, '%Y') as year, strftime(published_at, '%m') as month
+from {PAPERS}
+where (strftime(published_at, '%Y'), strftime(published_at, '%m')) in (
+    select (year, month) from touched
 )
+order by published_at, paper_id
 """
 
 
@@ -94,18 +80,8 @@ def publish_partitions(
             return None
         con.execute("create temp table touched (year varchar, month varchar)")
         con.executemany("insert into touched values (?, ?)", sorted(touched))
-        staging = paths.staging(trace_id)
-        staging.mkdir(parents=True, exist_ok=True)
-        con.execute(
-            _COPY_SQL.format(
-                papers=PAPERS,
-                target=str(staging).replace("'", "''"),
-                batch=trace_id,
-                size=MAX_FILE_SIZE,
-            )
-        )
-        staged = sorted(staging.rglob("*.parquet"))
-        output_files = describe_partitioned_files(staging, staged, PARTITION_KEYS)
+        staged = stage_parquet(con, _TOUCHED_ROWS_SQL, paths, trace_id, PARTITION_KEYS)
+        output_files = staged.files
         kept: list[dict[str, Any]] = []
         superseded: list[dict[str, Any]] = []
         for entry in previous["dataset_files"] if previous else []:
@@ -114,14 +90,10 @@ def publish_partitions(
         total, through = con.execute(f"select count(*), max(updated_at) from {PAPERS}").fetchall()[
             0
         ]
-        schema = parquet_schema(staged[0]) if staged else (previous or {}).get("schema", {})
-        manifest = with_checksum(
-            {
-                "manifest_version": MANIFEST_VERSION,
-                "dataset": "papers",
-                "batch_id": trace_id,
-                "created_at": datetime.now(UTC).isoformat(),
-                "versions": tool_versions(),
+        manifest = sealed_manifest(
+            dataset="papers",
+            batch_id=trace_id,
+            fields={
                 "updated_through": through.isoformat() if through else None,
                 "batch_counts": counts,
                 "output_files": output_files,
@@ -133,9 +105,8 @@ def publish_partitions(
                     + len(touched),
                 },
                 "dbt": {"invocation_id": trace_id, "nodes": dbt_nodes(dbt_target, con)},
-                "schema": schema,
-                "schema_hash": schema_hash(schema),
-            }
+            },
+            schema=staged.schema or (previous or {}).get("schema", {}),
         )
     finally:
         con.close()

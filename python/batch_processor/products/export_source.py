@@ -16,16 +16,12 @@ from typing import Any
 import duckdb
 
 from batch_processor.checksums import sha256_file
+from batch_processor.source_tables import csv_header, select_list, table_columns
 
 STAGING_TABLE = "products_raw.products_staging"
 # The source table's columns are defined once, by the dbt macro products_create_state_tables;
 # the loader reads them from the table. These two, last, are the loader's lineage.
 LINEAGE_COLUMNS = ("source_file", "source_line")
-_COLUMNS_SQL = """
-select column_name from duckdb_columns()
-where schema_name = 'products_raw' and table_name = 'products_staging'
-order by column_index
-"""
 REQUIRED_COLUMNS = frozenset({"id", "brand_code", "sku", "src_updated_at"})
 EXPORT_SUFFIXES = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
 
@@ -54,23 +50,10 @@ def discover_exports(folder: Path) -> list[Path]:
 
 def staging_columns(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
     """The data columns of the source table, in table order (lineage columns excluded)."""
-    names = tuple(str(row[0]) for row in con.execute(_COLUMNS_SQL).fetchall())
+    names = table_columns(con, *STAGING_TABLE.split("."))
     if names[-len(LINEAGE_COLUMNS) :] != LINEAGE_COLUMNS:
         raise RuntimeError(f"{STAGING_TABLE} must end with the lineage columns {LINEAGE_COLUMNS}")
     return names[: -len(LINEAGE_COLUMNS)]
-
-
-def _select_list(columns: tuple[str, ...], present: set[str]) -> str:
-    return ", ".join(
-        f'"{column}"' if column in present else f"null::varchar as {column}" for column in columns
-    )
-
-
-def _csv_columns(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
-    described = con.execute(
-        "describe select * from read_csv(?, header = true, all_varchar = true)", [str(path)]
-    ).fetchall()
-    return {str(row[0]).strip().lower() for row in described}
 
 
 def _load_one(
@@ -78,7 +61,7 @@ def _load_one(
 ) -> tuple[int, int, str | None]:
     kind = EXPORT_SUFFIXES[path.suffix.lower()]
     if kind == "csv":
-        present = _csv_columns(con, path)
+        present = csv_header(con, path)
         missing = REQUIRED_COLUMNS - present
         if missing:
             raise ValueError(f"missing required column(s): {', '.join(sorted(missing))}")
@@ -98,7 +81,7 @@ def _load_one(
     if kind != "csv":
         params["columns"] = dict.fromkeys(columns, "VARCHAR")
     inserted = con.execute(
-        f"insert into {STAGING_TABLE} select {_select_list(columns, present)}, $path, {line} "
+        f"insert into {STAGING_TABLE} select {select_list(columns, present)}, $path, {line} "
         f"from {reader}",
         params,
     ).fetchall()[0][0]

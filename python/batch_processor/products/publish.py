@@ -14,7 +14,6 @@ commit later.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +25,30 @@ from batch_processor.dataset_commit import (
     commit_files,
     read_current,
     remove_leftovers,
+    stage_parquet,
 )
-from batch_processor.manifest_common import (
-    dbt_nodes,
-    describe_partitioned_files,
-    parquet_schema,
-    schema_hash,
-    tool_versions,
-    with_checksum,
-)
+from batch_processor.manifest_common import dbt_nodes, sealed_manifest
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = "1.0"
 PRODUCTS = "products.products"
 CHANGE_LOG = "products.product_change_log"
 SNAPSHOTS = "products.published_snapshots"
 WATERMARK = "products.etl_watermark"
 PARTITION_KEY = "brand_code"
-MAX_FILE_SIZE = "256MB"  # a partition larger than this is split into several files
 
 
 def _change_log_rows(con: duckdb.DuckDBPyConnection) -> int:
     return int(con.execute(f"select count(*) from {CHANGE_LOG}").fetchall()[0][0])
+
+
+def _record_snapshot(
+    con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path, change_log_rows: int
+) -> None:
+    con.execute(
+        f"insert or ignore into {SNAPSHOTS} values ($b, $m, $n, now())",
+        {"b": batch_id, "m": str(manifest), "n": change_log_rows},
+    )
 
 
 def _adopt_current(paths: DatasetPaths, con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -56,13 +56,11 @@ def _adopt_current(paths: DatasetPaths, con: duckdb.DuckDBPyConnection) -> set[s
     point); the snapshots the warehouse knows as committed."""
     current = read_current(paths)
     if current is not None:
-        con.execute(
-            f"insert or ignore into {SNAPSHOTS} values ($b, $m, $n, now())",
-            {
-                "b": current["batch_id"],
-                "m": str(paths.manifest(current["batch_id"])),
-                "n": current["statistics"]["change_log_rows"],
-            },
+        _record_snapshot(
+            con,
+            current["batch_id"],
+            paths.manifest(current["batch_id"]),
+            current["statistics"]["change_log_rows"],
         )
     return {str(row[0]) for row in con.execute(f"select batch_id from {SNAPSHOTS}").fetchall()}
 
@@ -118,24 +116,18 @@ def publish_snapshot(
         previous = read_current(paths)
         if previous is not None and previous["statistics"]["change_log_rows"] == change_log_rows:
             return None
-        staging = paths.staging(sync_id)
-        staging.mkdir(parents=True, exist_ok=True)
-        quoted = str(staging).replace("'", "''")
-        con.execute(
-            f"copy (select * from {PRODUCTS} order by brand_code, sku) to '{quoted}' "
-            f"(format parquet, partition_by ({PARTITION_KEY}), "
-            f"filename_pattern 'part-{sync_id}-{{i}}', file_size_bytes '{MAX_FILE_SIZE}')"
+        staged = stage_parquet(
+            con,
+            f"select * from {PRODUCTS} order by brand_code, sku",
+            paths,
+            sync_id,
+            (PARTITION_KEY,),
         )
-        staged = sorted(staging.rglob("*.parquet"))
-        output_files = describe_partitioned_files(staging, staged, (PARTITION_KEY,))
-        schema = parquet_schema(staged[0]) if staged else {}
-        manifest = with_checksum(
-            {
-                "manifest_version": MANIFEST_VERSION,
-                "dataset": "products",
-                "batch_id": sync_id,
-                "created_at": datetime.now(UTC).isoformat(),
-                "versions": tool_versions(),
+        output_files = staged.files
+        manifest = sealed_manifest(
+            dataset="products",
+            batch_id=sync_id,
+            fields={
                 "source": source,
                 "sync_totals": totals,
                 "watermarks": _watermarks(con),
@@ -149,22 +141,15 @@ def publish_snapshot(
                         for invocation, target in dbt_runs
                     ]
                 },
-                "schema": schema,
-                "schema_hash": schema_hash(schema),
-            }
+            },
+            schema=staged.schema,
         )
     finally:
         con.close()
 
     def record(manifest_path: Path) -> None:
-        con = db.connect(warehouse)
-        try:
-            con.execute(
-                f"insert or ignore into {SNAPSHOTS} values ($b, $m, $n, now())",
-                {"b": sync_id, "m": str(manifest_path), "n": change_log_rows},
-            )
-        finally:
-            con.close()
+        with db.connect(warehouse) as con:
+            _record_snapshot(con, sync_id, manifest_path, change_log_rows)
 
     manifest_path = commit_files(paths, sync_id, manifest, previous, after_commit=record)
     log.info("published products snapshot %s: %d file(s)", sync_id, len(output_files))

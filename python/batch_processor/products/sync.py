@@ -140,12 +140,6 @@ def _scratch_copy(warehouse: Path) -> Iterator[Path]:
         yield copy
 
 
-def _ensure_state_tables(warehouse: Path, target_path: Path) -> None:
-    """The source and state tables are created by dbt's on-run-start macro (one definition);
-    on a warehouse that lacks them, run it before the source is registered."""
-    ensure_tables(warehouse, STATE_TABLES, "products_ensure_state_tables", target_path)
-
-
 def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) -> BatchResult:
     con = db.connect(warehouse, read_only=True)
     try:
@@ -318,7 +312,8 @@ def sync_products(
     )
     with run_locks(output, warehouse, lock_timeout_s):
         with _scratch_copy(warehouse) if dry_run else nullcontext(warehouse) as target:
-            _ensure_state_tables(target, work / "setup")
+            # the source and state tables come from dbt's on-run-start macro (one definition)
+            ensure_tables(target, STATE_TABLES, "products_create_state_tables", work / "setup")
             if postgres is not None:
                 after = _stored_watermark(target, source_name) if resume else None
                 with postgres.open(target, after, limit) as cursor:

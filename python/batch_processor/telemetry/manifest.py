@@ -12,15 +12,13 @@ files and the warehouse. Format (manifest_version 1.0):
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from batch_processor.manifest_common import dbt_nodes, schema_hash, tool_versions, with_checksum
+from batch_processor.manifest_common import dbt_nodes, sealed_manifest
 
-MANIFEST_VERSION = "1.0"
 READINGS_MART = "telemetry.fct_telemetry_readings"
 FILES_MART = "telemetry.dim_telemetry_input_files"
 
@@ -90,19 +88,16 @@ def build_manifest(
     superseded_files: list[dict[str, Any]],
     schema: dict[str, str],
 ) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "manifest_version": MANIFEST_VERSION,
-        "batch_id": batch_id,
-        "created_at": datetime.now(UTC).isoformat(),
-        "versions": tool_versions(),
-        "site_ids": sorted({f["partition"]["site_id"] for f in dataset_files}),
-        "input_files": input_files(con),
-        "output_files": output_files,
-        "dataset_files": dataset_files,
-        "superseded_files": superseded_files,
-        "statistics": statistics(con),
-        "dbt": {"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
-        "schema": schema,
-        "schema_hash": schema_hash(schema),
-    }
-    return with_checksum(body)
+    return sealed_manifest(
+        batch_id=batch_id,
+        fields={
+            "site_ids": sorted({f["partition"]["site_id"] for f in dataset_files}),
+            "input_files": input_files(con),
+            "output_files": output_files,
+            "dataset_files": dataset_files,
+            "superseded_files": superseded_files,
+            "statistics": statistics(con),
+            "dbt": {"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
+        },
+        schema=schema,
+    )
