@@ -11,14 +11,20 @@ source as (
     select * from {{ source('papers_raw', 'paper_records') }}
 ),
 
-documents as (
+validated as (
     select
         source_object,
         line_number,
         record,
-        json_valid(record) as is_json,
-        case when json_valid(record) then record::json end as doc
+        json_valid(record) as is_json
     from source
+),
+
+documents as (
+    select
+        *,
+        case when is_json then record::json end as doc
+    from validated
 ),
 
 extracted as (

@@ -44,7 +44,6 @@ class ParseSummary:
 
     format: str
     lines: int = 0
-    feed_total_results: int | None = None  # opensearch:totalResults of an Atom feed
 
     @property
     def empty_feed(self) -> bool:
@@ -108,8 +107,6 @@ def parse_atom(source: IO[bytes], spool: IO[bytes]) -> ParseSummary:
                     root = element
                 continue
             depth -= 1
-            if element.tag == f"{{{OPENSEARCH}}}totalResults" and element.text:
-                summary.feed_total_results = int(element.text.strip())
             if element.tag == f"{{{ATOM}}}entry" and depth == 1:
                 spool.write(json.dumps(_entry_record(element), ensure_ascii=False).encode())
                 spool.write(b"\n")
