@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 from batch_processor.config import load_telemetry_config
 from batch_processor.crm.cli import add_crm_commands
@@ -58,12 +59,14 @@ def _telemetry_run(args: argparse.Namespace) -> int:
     print(f"batch {result.batch_id}" + (" (dry run: nothing committed)" if result.dry_run else ""))
     if result.load is not None:
         _print_load_summary(result.load)
+    if result.accounting is not None:
+        _print_accounting(result.accounting)
     if result.commit is not None:
         manifest = result.commit.manifest
         flags = manifest["statistics"]["quality_flags_distribution"]
-        written = sum(f["rows"] for f in manifest["output_files"])
+        written = sum(f["rows"] for f in manifest["written_files"])
         print(
-            f"  written: {len(manifest['output_files'])} file(s), {written:,} rows; "
+            f"  written: {len(manifest['written_files'])} file(s), {written:,} rows; "
             f"superseded: {len(manifest['superseded_files'])} file(s)"
         )
         print(
@@ -107,9 +110,46 @@ def _telemetry_load(args: argparse.Namespace) -> int:
 def _print_load_summary(load: LoadSummary) -> None:
     statuses = ", ".join(f"{count} {status}" for status, count in sorted(load.by_status.items()))
     print(f"  files: {load.files_total} ({statuses})")
-    print(f"  rows read: {load.rows_read:,}; rows rejected: {load.rows_rejected:,}")
+    print(
+        f"  rows read: {load.rows_read:,}; rows rejected: {load.rows_rejected:,}; "
+        f"lines swallowed by quoting errors: {load.lines_swallowed:,}"
+    )
     for relative, reason in load.set_aside:
         print(f"  set aside / partial: {relative}: {reason}")
+
+
+def _print_accounting(accounting: dict[str, Any]) -> None:
+    totals = accounting["ledger"]["totals"]
+    cells = totals["cells"]
+    nulled = sum(v for k, v in cells.items() if k.startswith("nulled_"))
+    print(
+        f"  cells: {cells.get('total', 0):,} = kept {cells.get('kept', 0):,} + nulled {nulled:,}"
+        f" + superseded {cells.get('superseded', 0):,}"
+        f" + repeated in file {cells.get('duplicate_in_file', 0):,}"
+        f" + conflict lost {cells.get('conflict_lost', 0):,} + blank {cells.get('blank', 0):,}"
+        f" + unmapped {cells.get('unmapped', 0):,} + in untimed rows"
+        f" {cells.get('in_untimed_rows', 0):,}"
+        + ("" if totals["balanced"] else "  NOT BALANCED: " + ", ".join(totals["unbalanced_files"]))
+    )
+    for entry in accounting["superseded_cells"]:
+        print(
+            f"  superseded: {entry['cells']:,} cell(s) of {entry['losing_file']} "
+            f"by {entry['winning_file']} ({entry['changed_cells']:,} with another value)"
+        )
+    conflicts = accounting["within_file_conflicts"]
+    if conflicts["count"]:
+        first = conflicts["first"][0]
+        print(
+            f"  conflicting duplicates inside files: {conflicts['count']:,} cell(s), the last "
+            f"line won (first: {first['file']} lines {first['lines']} {first['point_id']} "
+            f"values {first['values']})"
+        )
+    for gap in accounting["gaps"]:
+        shown = "empty rows" if gap["published_as_empty_rows"] else "absent from the dataset"
+        print(
+            f"  gap: {gap['site_id']} {gap['start']} -> {gap['end']} "
+            f"({gap['duration_hours']:g} h, {shown})"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

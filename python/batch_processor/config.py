@@ -5,6 +5,7 @@ loader and, as dbt vars, to the SQL models."""
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +16,9 @@ from batch_processor.errors import ConfigError
 from batch_processor.paths import DEFAULT_WAREHOUSE, TELEMETRY_SITES_SEED
 
 ENV_PREFIX = "BATCH_PROCESSOR_"
+CONFIG_TABLE = "telemetry"  # the one table a telemetry config file holds
+_DURATION = re.compile(r"(\d+)\s*(s|m|min|h|d|w)")
+_UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 class TelemetryConfig(BaseModel):
@@ -61,6 +65,12 @@ class TelemetryConfig(BaseModel):
         "must equal resample_minutes",
     )
     max_rows_per_file: int = Field(default=100_000, ge=1, description="rows per Parquet file")
+    max_time_span_per_file: str | None = Field(
+        default=None,
+        description="the most time one Parquet file spans, e.g. '1d', '12h', '30m', '1w' "
+        "(seed 001's setting; slots aligned on the month's start). Unset: files are cut by "
+        "max_rows_per_file only (the seed's '1d' would write a file a day: ~30 per month)",
+    )
     compression: Literal["snappy", "zstd", "gzip", "lz4", "uncompressed"] = "snappy"
     stop_on_error: bool = Field(
         default=False, description="fail the batch (commit nothing) at the first bad file"
@@ -85,13 +95,37 @@ class TelemetryConfig(BaseModel):
                 f"resample_minutes ({self.resample_minutes}): the dataset is written on the "
                 "resample grid, so consumers would read a different time step than they expect"
             )
+        if self.max_time_span_per_file is not None:
+            span = self.max_time_span_s
+            if span < self.resample_minutes * 60:
+                raise ValueError(
+                    f"max_time_span_per_file ({self.max_time_span_per_file}) is shorter than "
+                    f"the resample interval ({self.resample_minutes} min)"
+                )
         return self
+
+    @property
+    def max_time_span_s(self) -> int:
+        """max_time_span_per_file in seconds; 0 when unset."""
+        if self.max_time_span_per_file is None:
+            return 0
+        match = _DURATION.fullmatch(self.max_time_span_per_file.strip().lower())
+        if match is None:
+            raise ValueError(
+                f"max_time_span_per_file {self.max_time_span_per_file!r} is not a duration: "
+                "a whole number and a unit, s, m, h, d or w (e.g. '1d', '12h')"
+            )
+        count, unit = int(match.group(1)), match.group(2)
+        if count <= 0:
+            raise ValueError("max_time_span_per_file must be positive")
+        return count * _UNIT_SECONDS[unit]
 
     def dbt_vars(self, staging_dir: Path | None) -> dict[str, object]:
         """The settings the SQL models read, as dbt --vars (one source of truth)."""
         return {
             "telemetry_resample_minutes": self.resample_minutes,
             "telemetry_max_rows_per_file": self.max_rows_per_file,
+            "telemetry_max_time_span_per_file_s": self.max_time_span_s,
             "telemetry_parquet_compression": self.compression,
             "telemetry_staging_dir": str(staging_dir) if staging_dir else "",
         }
@@ -119,7 +153,16 @@ def load_telemetry_config(path: Path | None = None, **overrides: Any) -> Telemet
             raise ConfigError(f"config file not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        file_values = dict(document.get("telemetry", {}))
+        unknown = sorted(set(document) - {CONFIG_TABLE})
+        if unknown:
+            raise ConfigError(
+                f"config file {path}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+                f"the settings go in a [{CONFIG_TABLE}] table"
+            )
+        table = document.get(CONFIG_TABLE, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: {CONFIG_TABLE!r} must be a table")
+        file_values = dict(table)
     env_values = {
         name: os.environ[ENV_PREFIX + name.upper()]
         for name in TelemetryConfig.model_fields

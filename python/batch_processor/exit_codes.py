@@ -11,6 +11,7 @@ class ExitCode(IntEnum):
 
 
 EXIT_CODES_HELP = (
-    "exit codes: 0 ok; 3 completed, but some input files or rows were rejected (see the "
-    "inventory/report); 1 failed, nothing committed; 2 usage or configuration error"
+    "exit codes: 0 ok, nothing lost; 3 completed, but some input files or rows were rejected "
+    "(or lines swallowed, or conflicting values discarded: see the inventory/report); "
+    "1 failed, nothing committed; 2 usage or configuration error"
 )

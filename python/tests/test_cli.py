@@ -123,11 +123,15 @@ def test_missing_input_fails_with_a_clear_message(tmp_path, capfd):
             "resample_minutes = 5\ntime_resolution_minutes = 60\n",
             "time_resolution_minutes (60) must match resample_minutes (5)",
         ),
+        ('max_time_span_per_file = "1 fortnight"\n', "is not a duration"),
+        ('max_time_span_per_file = "1m"\n', "shorter than the resample interval"),
+        ("[telemtry]\nmax_rows_per_file = 5\n", "unknown top-level key(s) 'telemtry'"),
+        ("x = 1\n[telemetry]\n", "unknown top-level key(s) 'x'"),
     ],
 )
 def test_bad_config_is_a_usage_error(tmp_path, capfd, settings, message):
     config = tmp_path / "bad.toml"
-    config.write_text("[telemetry]\n" + settings)
+    config.write_text(settings if "[" in settings else "[telemetry]\n" + settings)
     code = main(
         [
             "telemetry",
@@ -159,7 +163,9 @@ def test_environment_overrides_the_config_file(tmp_path, monkeypatch):
 def test_help_documents_exit_codes(capsys):
     with pytest.raises(SystemExit):
         main(["telemetry", "run", "--help"])
-    assert "3 completed, but some input files or rows were rejected" in capsys.readouterr().out
+    assert "3 completed, but some input files or rows were rejected" in " ".join(
+        capsys.readouterr().out.split()
+    )
 
 
 def test_json_logs_are_one_object_per_line(batch_copy, tmp_path, capfd):
@@ -186,10 +192,16 @@ def test_json_logs_are_one_object_per_line(batch_copy, tmp_path, capfd):
 def test_settings_reach_dbt_as_vars():
     from batch_processor.config import load_telemetry_config
 
-    config = load_telemetry_config(resample_minutes=15, max_rows_per_file=500, compression="zstd")
+    config = load_telemetry_config(
+        resample_minutes=15,
+        max_rows_per_file=500,
+        compression="zstd",
+        max_time_span_per_file="1d",
+    )
     assert config.dbt_vars(None) == {
         "telemetry_resample_minutes": 15,
         "telemetry_max_rows_per_file": 500,
+        "telemetry_max_time_span_per_file_s": 86400,
         "telemetry_parquet_compression": "zstd",
         "telemetry_staging_dir": "",
     }

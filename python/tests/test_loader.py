@@ -184,6 +184,17 @@ def test_every_edge_case_file_is_loaded_or_set_aside(tmp_path, generated):
     assert "not UTF-8" in edge["EDGE/test/invalid_utf_header.csv"]["reason"]
     assert edge["EDGE/rejects/incorrect_columns/few_columns.csv"]["status"] == "partial"
     assert edge["EDGE/people.csv"]["status"] == "loaded"
+    # every line of every file read is accounted for; a quoted line break is not a loss
+    lines = {
+        relative: (status, swallowed, continuation)
+        for relative, status, swallowed, continuation in query(
+            config,
+            "select relative_path, status, lines_swallowed, continuation_lines "
+            "from telemetry_raw.files where header_line is not null",
+        )
+    }
+    assert all(s is None or s >= 0 for _, s, _ in lines.values()), lines
+    assert lines["EDGE/all_quotes.csv"] == ("loaded", 0, 1)
     # the generated good files are unaffected by the corpus next to them
     generated_good = [
         v for k, v in files.items() if not k.startswith("EDGE/") and "malformed" not in k

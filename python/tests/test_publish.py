@@ -88,7 +88,7 @@ def test_manifest_matches_the_files_and_a_recount(published, generated):
     nodes = {n["unique_id"]: n for n in manifest["dbt"]["nodes"]}
     readings = nodes["model.batch_processor.fct_telemetry_readings"]
     assert readings["status"] == "success" and readings["rows"] == total
-    assert manifest["schema"]["timestamp"] == "INT64 TIMESTAMP(MICROS, UTC)"
+    assert manifest["schema"]["timestamp"] == "INT64 TIMESTAMP(NANOS, UTC)"
     assert manifest["schema"]["quality_flags"] == "LIST<STRING>"
     assert manifest["schema"]["chw_supply_temp_c"] == "DOUBLE"
     assert len(manifest["input_files"]) == generated.files
@@ -99,7 +99,7 @@ def test_three_readers_see_lists_of_strings(published):
     files = [published / "data" / f["path"] for f in current_manifest(published)["dataset_files"]]
     arrow = read_dataset_arrow(published).to_table()
     assert str(arrow.schema.field("quality_flags").type) == "list<element: string>"
-    assert str(arrow.schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    assert str(arrow.schema.field("timestamp").type) == "timestamp[ns, tz=UTC]"
     frame = pl.scan_parquet(
         [str(f) for f in files],
         hive_partitioning=True,

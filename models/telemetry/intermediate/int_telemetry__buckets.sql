@@ -23,6 +23,7 @@ pivoted as (
             max(value) filter (where point_id = '{{ point_id }}') as {{ point_id }},
         {% endfor -%}
         max(n_samples) as sample_count,
+        cast(sum(n_conflicting) as bigint) as conflicting_cells,
         min(coverage) filter (where required_for_coverage) as required_coverage,
         min(coverage) as any_point_coverage
     from point_buckets

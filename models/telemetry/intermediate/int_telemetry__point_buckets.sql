@@ -94,6 +94,7 @@ aggregated as (
         count(value_si) as n_valid,
         count(*) as n_samples,
         count(invalid_reason) as n_invalid,
+        count(*) filter (where has_file_conflict) as n_conflicting,
         list(distinct invalid_reason order by invalid_reason) filter (
             where invalid_reason is not null
         ) as invalid_reasons,
@@ -119,6 +120,7 @@ joined as (
         coalesce(aggregated.n_valid, 0) as n_valid,
         coalesce(aggregated.n_samples, 0) as n_samples,
         coalesce(aggregated.n_invalid, 0) as n_invalid,
+        coalesce(aggregated.n_conflicting, 0) as n_conflicting,
         {{ var('telemetry_resample_minutes') }} * 60.0 / sites.raw_interval_s as n_expected
     from spine
     inner join site_points on spine.site_id = site_points.site_id

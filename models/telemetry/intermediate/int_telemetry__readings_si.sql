@@ -6,7 +6,8 @@ with
 
 readings as (
     select * from {{ ref('stg_telemetry_raw__readings') }}
-    where row_kind = 'data' and point_id is not null
+    -- blank cells deliver nothing: the file ledger counts them, the merge never sees them
+    where row_kind = 'data' and point_id is not null and not is_blank
 ),
 
 files as (

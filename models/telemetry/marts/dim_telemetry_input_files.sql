@@ -27,6 +27,34 @@ row_kinds as (
     group by file_id
 ),
 
+-- rows in file order: a timestamp earlier than the row before it is out of order, an equal
+-- one is a repeated timestamp (both are contract violations of the source, seed 001 §3.1)
+row_times as (
+    select distinct
+        file_id,
+        source_line,
+        reading_at
+    from readings
+    where row_kind = 'data'
+),
+
+row_steps as (
+    select
+        file_id,
+        reading_at,
+        lag(reading_at) over (partition by file_id order by source_line) as previous_at
+    from row_times
+),
+
+row_order as (
+    select
+        file_id,
+        count(*) filter (where reading_at < previous_at) as out_of_order_rows,
+        count(*) filter (where reading_at = previous_at) as repeated_timestamp_rows
+    from row_steps
+    group by file_id
+),
+
 inventory as (
     select
         files.batch_id,
@@ -48,9 +76,12 @@ inventory as (
         coalesce(row_kinds.unreliable_cells, 0) as unreliable_cells,
         coalesce(row_kinds.blank_cells, 0) as blank_cells,
         coalesce(row_kinds.unparseable_cells, 0) as unparseable_cells,
-        coalesce(row_kinds.unmapped_columns, 0) as unmapped_columns
+        coalesce(row_kinds.unmapped_columns, 0) as unmapped_columns,
+        coalesce(row_order.out_of_order_rows, 0) as out_of_order_rows,
+        coalesce(row_order.repeated_timestamp_rows, 0) as repeated_timestamp_rows
     from files
     left join row_kinds on files.file_id = row_kinds.file_id
+    left join row_order on files.file_id = row_order.file_id
 )
 
 select * from inventory

@@ -46,6 +46,7 @@ final as (
             buckets.{{ point_id }}{% if column_name != point_id %} as {{ column_name }}{% endif %},
         {% endfor -%}
         buckets.sample_count,
+        buckets.conflicting_cells,
         buckets.coverage,
         buckets.chiller_running,
         coalesce(flags_per_bucket.quality_flags, cast([] as varchar[])) as quality_flags

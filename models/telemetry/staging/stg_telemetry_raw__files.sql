@@ -21,6 +21,11 @@ renamed as (
         timestamp_column,
         rows_read,
         rows_rejected,
+        physical_lines,
+        blank_data_lines,
+        continuation_lines,
+        lines_swallowed,
+        line_endings,
         loaded_at
     from source
 )

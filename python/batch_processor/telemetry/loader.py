@@ -8,6 +8,7 @@ for the whole batch.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
-from batch_processor.checksums import sha256_file
+from batch_processor.checksums import FileScan, normalize_line_endings, scan_file
 from batch_processor.config import TelemetryConfig
 from batch_processor.db import connect
 from batch_processor.progress import track
@@ -72,9 +73,14 @@ from temp.{_REJECTS_TABLE}
 """
 
 _INSERT_FILE_SQL = f"""
-insert into {RAW_SCHEMA}.files values (
+insert into {RAW_SCHEMA}.files (
+    batch_id, file_id, path, relative_path, site_id, size_bytes, sha256, modified_at,
+    status, reason, header_line, column_names, timestamp_column, loaded_at,
+    physical_lines, blank_data_lines, line_endings
+) values (
     $batch_id, $file_id, $path, $relative_path, $site_id, $size_bytes, $sha256, $modified_at,
-    $status, $reason, $header_line, $column_names, $timestamp_column, null, null, now()
+    $status, $reason, $header_line, $column_names, $timestamp_column, now(),
+    $physical_lines, $blank_data_lines, $line_endings
 )
 """
 
@@ -111,22 +117,74 @@ from (
 ) as c
 where f.file_id = c.file_id
 """,
+    # The line ledger: every physical line after the header is a row read, a rejected row, a
+    # blank line, or swallowed (inside a quoted field that ran on: DuckDB reports a row whose
+    # quote never closes as one rejected row, whatever it swallowed). Counted from the lines
+    # the loader measured itself, not from DuckDB's reject count.
+    # Line breaks inside the quoted cells of rows read are continuation lines, not losses.
+    f"""
+update {RAW_SCHEMA}.files as f
+set continuation_lines = coalesce(c.breaks, 0)
+from (
+    select f2.file_id, (
+        select sum(length(x) - length(replace(x, chr(10), '')))
+        from (
+            select raw_value as x from {RAW_SCHEMA}.readings r
+            where r.file_id = f2.file_id and contains(r.raw_value, chr(10))
+            union all
+            select any_value(raw_timestamp) from {RAW_SCHEMA}.readings r
+            where r.file_id = f2.file_id and contains(r.raw_timestamp, chr(10))
+            group by source_line
+        )
+    ) as breaks
+    from {RAW_SCHEMA}.files f2
+    where f2.status = 'loaded'
+) as c
+where f.file_id = c.file_id
+""",
+    f"""
+update {RAW_SCHEMA}.files
+set lines_swallowed = physical_lines - header_line - blank_data_lines - rows_read
+    - continuation_lines - rows_rejected
+where status = 'loaded'
+""",
     f"""
 update {RAW_SCHEMA}.files
 set status = 'rejected',
     reason = case
-        when rows_read = 0 and rows_rejected = 0 then 'no data rows'
-        else format('{{}} of {{}} data rows rejected (more than {{}} %): the file is set aside',
-                    rows_rejected, rows_read + rows_rejected, round($max_reject_ratio * 100, 1))
+        when rows_read = 0 and rows_rejected = 0 and lines_swallowed = 0 then 'no data rows'
+        else format(
+            '{{}} of {{}} data lines lost ({{}} rejected row(s), {{}} line(s) swallowed by a '
+            || 'quoting error), more than {{}} %: the file is set aside',
+            rows_rejected + lines_swallowed, rows_read + rows_rejected + lines_swallowed,
+            rows_rejected, lines_swallowed, round($max_reject_ratio * 100, 1)
+        )
     end
 where status = 'loaded'
-  and (rows_read = 0 or rows_rejected > $max_reject_ratio * (rows_read + rows_rejected))
+  and (
+    rows_read = 0
+    or rows_rejected + lines_swallowed
+    > $max_reject_ratio * (rows_read + rows_rejected + lines_swallowed)
+  )
 """,
     f"""
 update {RAW_SCHEMA}.files
 set status = 'partial',
-    reason = format('{{}} row(s) rejected; see telemetry_raw.rejected_rows', rows_rejected)
-where status = 'loaded' and rows_rejected > 0
+    reason = case
+        when lines_swallowed = 0
+            then format('{{}} row(s) rejected; see telemetry_raw.rejected_rows', rows_rejected)
+        else format(
+            '{{}} row(s) rejected and {{}} line(s) swallowed by a quoting error{{}}; '
+            || 'see telemetry_raw.rejected_rows',
+            rows_rejected, lines_swallowed,
+            coalesce(
+                (select format(' (from line {{}})', min(line)) from {RAW_SCHEMA}.rejected_rows j
+                 where j.file_id = {RAW_SCHEMA}.files.file_id and j.line is not null),
+                ''
+            )
+        )
+    end
+where status = 'loaded' and (rows_rejected > 0 or lines_swallowed > 0)
 """,
     f"""
 delete from {RAW_SCHEMA}.readings
@@ -144,12 +202,13 @@ class LoadSummary:
     by_status: dict[str, int] = field(default_factory=dict)
     rows_read: int = 0
     rows_rejected: int = 0
+    lines_swallowed: int = 0
     set_aside: list[tuple[str, str]] = field(default_factory=list)  # (relative path, reason)
     seconds: float = 0.0
 
     @property
     def has_rejects(self) -> bool:
-        return bool(self.set_aside) or self.rows_rejected > 0
+        return bool(self.set_aside) or self.rows_rejected > 0 or self.lines_swallowed > 0
 
 
 def first_error_line(exc: BaseException) -> str:
@@ -214,20 +273,24 @@ class TelemetryLoader:
         only_site: str | None,
     ) -> None:
         stat = path.stat()
+        scan = scan_file(path)
         record: dict[str, object] = {
             "batch_id": self.batch_id,
             "file_id": file_id,
             "path": str(path),
             "relative_path": str(relative),
             "site_id": None,
-            "size_bytes": stat.st_size,
-            "sha256": sha256_file(path),
+            "size_bytes": scan.size_bytes,
+            "sha256": scan.sha256,
             "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
             "status": "rejected",
             "reason": None,
             "header_line": None,
             "column_names": None,
             "timestamp_column": None,
+            "physical_lines": scan.lines,
+            "blank_data_lines": None,
+            "line_endings": scan.line_endings,
         }
         site = self.registry.resolve(relative)
         if site is None:
@@ -258,9 +321,10 @@ class TelemetryLoader:
             header_line=probe.header_line,
             column_names=list(probe.column_names),
             timestamp_column=site.timestamp_column,
+            blank_data_lines=scan.blank_lines - probe.preamble_blank_lines,
         )
         try:
-            self._read(con, file_id, path, site, probe)
+            self._read(con, file_id, path, site, probe, scan)
         except duckdb.Error as exc:
             con.execute("rollback")
             record["reason"] = f"unreadable CSV: {first_error_line(exc)}"
@@ -284,8 +348,30 @@ class TelemetryLoader:
         path: Path,
         site: Site,
         probe: ProbeResult,
+        scan: FileScan,
     ) -> None:
-        """Insert the file's cells and its rejected rows; leaves the transaction open."""
+        """Insert the file's cells and its rejected rows; leaves the transaction open.
+
+        DuckDB's strict parser stops at a line ending that changes half-way through a file
+        (LF, then CRLF) and at lone CR endings: such a file is read from a copy whose line
+        endings are all LF, which keeps every line and its number."""
+        if not scan.needs_normalizing:
+            self._read_csv(con, file_id, path, site, probe)
+            return
+        self.config.spill_directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
+            normalized = Path(spool) / "normalized.csv"
+            normalize_line_endings(path, normalized)
+            self._read_csv(con, file_id, normalized, site, probe)
+
+    def _read_csv(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        file_id: int,
+        path: Path,
+        site: Site,
+        probe: ProbeResult,
+    ) -> None:
         names = list(probe.column_names)
         con.execute(f"drop table if exists temp.{_REJECTS_TABLE}")
         con.execute(f"drop table if exists temp.{_REJECTS_SCAN}")
@@ -326,9 +412,10 @@ class TelemetryLoader:
 
     def _summarize(self, con: duckdb.DuckDBPyConnection) -> LoadSummary:
         summary = LoadSummary(batch_id=self.batch_id)
-        for status, count, rows_read, rows_rejected in con.execute(
+        for status, count, rows_read, rows_rejected, swallowed in con.execute(
             f"""
-            select status, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0)
+            select status, count(*), coalesce(sum(rows_read), 0), coalesce(sum(rows_rejected), 0),
+                coalesce(sum(lines_swallowed), 0)
             from {RAW_SCHEMA}.files group by status order by status
             """
         ).fetchall():
@@ -336,6 +423,7 @@ class TelemetryLoader:
             summary.files_total += count
             summary.rows_read += rows_read
             summary.rows_rejected += rows_rejected
+            summary.lines_swallowed += swallowed
         summary.set_aside = [
             (rel, reason)
             for rel, reason in con.execute(

@@ -1,10 +1,14 @@
 """The manifest of a committed telemetry batch, built from dbt's run artifacts, the published
-files and the warehouse. Format (manifest_version 1.0):
+files and the warehouse. Format (manifest_version 1.0, as in seed 001):
 
     manifest_version, batch_id (= dbt invocation_id), created_at, versions {dbt, dbt-duckdb,
-    duckdb}, site_ids, input_files [{path, size_bytes, sha256, rows, rejected_rows, status,
-    reason}], output_files / dataset_files / superseded_files [{path, partition, rows, bytes,
-    sha256, min_timestamp, max_timestamp}], statistics {total_rows, time_range,
+    duckdb}; seed 001 §3.2's fields with its meaning: site_id (the dataset's one site, null
+    when it holds several), input_files_count (this batch), output_files (every file of the
+    dataset, as paths relative to data/: the list a reader reads); then ours: site_ids,
+    input_files [{path, size_bytes, sha256, rows, rejected_rows, status, reason, ledger}],
+    written_files (this batch's) / dataset_files / superseded_files [{path, partition, rows,
+    bytes, sha256, min_timestamp, max_timestamp}], ledger {totals}, superseded_cells,
+    within_file_conflicts {count}, gaps, statistics {total_rows, time_range,
     quality_flags_distribution, per_site}, dbt {invocation_id, nodes [{unique_id,
     resource_type, status, execution_time_s, rows, failures, message}]}, schema {column:
     parquet type}, schema_hash, checksum (sha256 over the canonical JSON of everything else).
@@ -57,7 +61,9 @@ def statistics(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     }
 
 
-def input_files(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+def input_files(
+    con: duckdb.DuckDBPyConnection, ledgers: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
     return [
         {
             "path": path,
@@ -67,6 +73,7 @@ def input_files(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
             "rejected_rows": rejected,
             "status": status,
             "reason": reason,
+            "ledger": ledgers.get(path),
         }
         for path, size, sha, rows, rejected, status, reason in con.execute(
             f"""
@@ -83,19 +90,35 @@ def build_manifest(
     batch_id: str,
     con: duckdb.DuckDBPyConnection,
     target_path: Path,
-    output_files: list[dict[str, Any]],
+    written_files: list[dict[str, Any]],
     dataset_files: list[dict[str, Any]],
     superseded_files: list[dict[str, Any]],
     schema: dict[str, str],
+    accounting: dict[str, Any],
 ) -> dict[str, Any]:
+    site_ids = sorted({f["partition"]["site_id"] for f in dataset_files})
+    files = input_files(
+        con,
+        {
+            entry["path"]: {k: entry[k] for k in ("lines", "rows", "cells", "balanced")}
+            for entry in accounting["ledger"]["files"]
+        },
+    )
     return sealed_manifest(
         batch_id=batch_id,
         fields={
-            "site_ids": sorted({f["partition"]["site_id"] for f in dataset_files}),
-            "input_files": input_files(con),
-            "output_files": output_files,
+            "site_id": site_ids[0] if len(site_ids) == 1 else None,
+            "input_files_count": len(files),
+            "output_files": [f["path"] for f in dataset_files],
+            "site_ids": site_ids,
+            "input_files": files,
+            "written_files": written_files,
             "dataset_files": dataset_files,
             "superseded_files": superseded_files,
+            "ledger": accounting["ledger"]["totals"],
+            "superseded_cells": accounting["superseded_cells"],
+            "within_file_conflicts": {"count": accounting["within_file_conflicts"]["count"]},
+            "gaps": accounting["gaps"],
             "statistics": statistics(con),
             "dbt": {"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
         },

@@ -19,6 +19,7 @@ from batch_processor.dbt_runner import DbtRun, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
 from batch_processor.run_lock import run_locks
+from batch_processor.telemetry.ledger import read_accounting
 from batch_processor.telemetry.loader import LoadSummary, TelemetryLoader
 from batch_processor.telemetry.publisher import (
     CommitResult,
@@ -42,10 +43,19 @@ class TelemetryRunResult:
     dry_run: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     report_path: Path | None = None
+    accounting: dict[str, Any] | None = None  # telemetry.ledger.batch_accounting
+
+    @property
+    def conflicts(self) -> int:
+        if self.accounting is None:
+            return 0
+        return int(self.accounting["within_file_conflicts"]["count"])
 
     @property
     def exit_code(self) -> ExitCode:
-        if self.load is not None and self.load.has_rejects:
+        """0 only when nothing was lost: no file set aside, no row rejected, no line
+        swallowed, no conflicting value discarded."""
+        if (self.load is not None and self.load.has_rejects) or self.conflicts:
             return ExitCode.COMPLETED_WITH_REJECTS
         return ExitCode.OK
 
@@ -57,6 +67,20 @@ class BatchFailedError(RunFailedError):
         suffix = f" (report: {report_path})" if report_path else ""
         super().__init__(message + suffix)
         self.report_path = report_path
+
+
+def _require_balanced(accounting: dict[str, Any] | None) -> dict[str, Any]:
+    """A batch whose ledger does not add up has lost something: it is not committed."""
+    if accounting is None:
+        raise RunFailedError("the batch's ledger was not built: nothing can prove nothing was lost")
+    totals = accounting["ledger"]["totals"]
+    if not totals["balanced"]:
+        raise RunFailedError(
+            "the ledger does not balance for "
+            + ", ".join(totals["unbalanced_files"])
+            + ": lines or cells are unaccounted for (see the batch report's ledger)"
+        )
+    return accounting
 
 
 def run_telemetry(
@@ -108,6 +132,7 @@ def run_telemetry(
             )
             result.timings["dbt_build_s"] = time.monotonic() - step
             result.batch_id = result.dbt.invocation_id or result.batch_id
+            result.accounting = read_accounting(config.warehouse)
             if not result.dbt.success:
                 failure = {
                     "kind": "dbt",
@@ -115,12 +140,15 @@ def run_telemetry(
                     "error": result.dbt.error,
                 }
                 raise RunFailedError(f"dbt build failed: {result.dbt.failure_summary()}")
+            accounting = _require_balanced(result.accounting)
 
             step = time.monotonic()
             if dry_run:
                 abandon_batch(paths, config.warehouse, result.batch_id)
             else:
-                result.commit = commit_batch(paths, config.warehouse, result.batch_id, target_path)
+                result.commit = commit_batch(
+                    paths, config.warehouse, result.batch_id, target_path, accounting
+                )
             result.timings["commit_s"] = time.monotonic() - step
         except Exception as exc:
             abandon_batch(paths, config.warehouse, result.batch_id)

@@ -21,6 +21,7 @@ class ProbeResult:
     """A file that can be read: where its header is and what its columns are called."""
 
     header_line: int  # 1-based physical line of the header
+    preamble_blank_lines: int  # empty lines before the header (the rest is whitespace)
     column_names: tuple[str, ...]  # de-duplicated the pandas way: "x", "x.1", ...
     timestamp_index: int  # position of the site's timestamp column
 
@@ -116,6 +117,7 @@ def probe_file(path: Path, *, delimiter: str, timestamp_column: str) -> ProbeRes
         raise ProbeRejection("header only: the file has no data rows")
     return ProbeResult(
         header_line=header_index + 1,
+        preamble_blank_lines=sum(1 for line in lines[:header_index] if not line),
         column_names=names,
         timestamp_index=names.index(timestamp_column),
     )

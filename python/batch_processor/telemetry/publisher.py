@@ -196,7 +196,11 @@ class CommitResult:
 
 
 def commit_batch(
-    paths: DatasetPaths, warehouse: Path, batch_id: str, target_path: Path
+    paths: DatasetPaths,
+    warehouse: Path,
+    batch_id: str,
+    target_path: Path,
+    accounting: dict[str, Any],
 ) -> CommitResult:
     staging = paths.staging(batch_id)
     staged = sorted(staging.rglob("*.parquet")) if staging.exists() else []
@@ -221,10 +225,11 @@ def commit_batch(
             batch_id=batch_id,
             con=con,
             target_path=target_path,
-            output_files=output_files,
+            written_files=output_files,
             dataset_files=dataset_files,
             superseded_files=superseded,
             schema=schema,
+            accounting=accounting,
         )
     finally:
         con.close()

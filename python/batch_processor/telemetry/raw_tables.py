@@ -26,8 +26,19 @@ create table if not exists {RAW_SCHEMA}.files (
     timestamp_column varchar,
     rows_read bigint,
     rows_rejected bigint,
-    loaded_at timestamptz not null
+    loaded_at timestamptz not null,
+    physical_lines bigint,
+    blank_data_lines bigint,
+    line_endings varchar,
+    lines_swallowed bigint,
+    continuation_lines bigint
 );
+-- warehouses made before the line ledger
+alter table {RAW_SCHEMA}.files add column if not exists physical_lines bigint;
+alter table {RAW_SCHEMA}.files add column if not exists blank_data_lines bigint;
+alter table {RAW_SCHEMA}.files add column if not exists line_endings varchar;
+alter table {RAW_SCHEMA}.files add column if not exists lines_swallowed bigint;
+alter table {RAW_SCHEMA}.files add column if not exists continuation_lines bigint;
 create table if not exists {RAW_SCHEMA}.readings (
     file_id integer not null,
     source_line bigint not null,

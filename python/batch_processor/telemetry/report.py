@@ -21,29 +21,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _warehouse_counts(warehouse: Path) -> dict[str, Any]:
-    """Rejected rows by file and dropped duplicate deliveries, as the models counted them."""
-    counts: dict[str, Any] = {"rejected_rows_by_file": {}, "duplicates_dropped": None}
+def _rejected_rows_by_file(warehouse: Path) -> dict[str, int]:
     if not warehouse.exists():
-        return counts
+        return {}
     con = connect(warehouse, read_only=True)
     try:
-        counts["rejected_rows_by_file"] = dict(
+        return dict(
             con.execute(
                 "select path, rows_rejected from telemetry_raw.files where rows_rejected > 0 "
                 "order by path"
             ).fetchall()
         )
-        found = con.execute(
-            "select sum(dropped_deliveries) "
-            "from telemetry_intermediate.int_telemetry__duplicate_deliveries"
-        ).fetchone()
-        counts["duplicates_dropped"] = int(found[0]) if found and found[0] is not None else 0
     except Exception as exc:  # the tables do not exist when the batch failed early
-        log.debug("no warehouse counts for the report: %s", exc)
+        log.debug("no rejected rows for the report: %s", exc)
+        return {}
     finally:
         con.close()
-    return counts
 
 
 def write_report(
@@ -56,6 +49,7 @@ def write_report(
     failure: dict[str, Any] | None = None,
 ) -> Path:
     load = result.load
+    accounting = result.accounting
     status = "failed" if failure else ("dry_run" if result.dry_run else "committed")
     manifest = result.commit.manifest if result.commit else None
     report: dict[str, Any] = {
@@ -75,10 +69,16 @@ def write_report(
         "rows": {
             "read": load.rows_read if load else 0,
             "rejected": load.rows_rejected if load else 0,
-            "written": sum(f["rows"] for f in manifest["output_files"]) if manifest else 0,
+            "lines_swallowed": load.lines_swallowed if load else 0,
+            "written": sum(f["rows"] for f in manifest["written_files"]) if manifest else 0,
             "dataset_total": manifest["statistics"]["total_rows"] if manifest else None,
         },
-        **_warehouse_counts(config.warehouse),
+        "rejected_rows_by_file": _rejected_rows_by_file(config.warehouse),
+        # cells this batch's files lost to other deliveries, or took from earlier batches' files
+        "duplicates_dropped": (
+            sum(s["cells"] for s in accounting["superseded_cells"]) if accounting else None
+        ),
+        **(accounting or {"ledger": None}),
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "manifest": str(result.commit.manifest_path) if result.commit else None,
         "failure": failure,
