@@ -2,16 +2,20 @@
 
 {#- Every non-blank delivered cell that counts for the partitions being rebuilt (with
     telemetry_context_hours of history around them), from committed batches and this one,
-    with what became of it. The merge decides per cell, (site, sample time, point), so a
-    delivery that lacks a point or leaves it blank never erases another delivery's value.
-      1. Inside one file, the last line wins: a cell repeated with the same raw value is
-         `duplicate_in_file`, one repeated with another value is `conflict_lost` (and the
-         winning cell is marked `has_file_conflict`).
-      2. Across deliveries (files, in this batch or earlier ones), the latest batch wins
-         (arrival order), then the file modified last, then the greatest relative path, then
-         the greatest file number: the others are `superseded`, naming the winner.
+    with what became of it. A delivery never erases a point it lacks or leaves blank.
+      1. Inside one file, a reading (reading time, point) repeated on several lines: the last
+         line wins; a repeat with the same raw value is `duplicate_in_file`, one with another
+         value `conflict_lost` (and the winning cell is marked `has_file_conflict`). Distinct
+         reading times that fall on the same sample time are distinct readings, averaged into
+         the bucket as before.
+      2. Across deliveries of a sample (site, sample time, point) by several files, in this
+         batch or earlier ones: the latest batch wins (arrival order), then the file modified
+         last, then the greatest relative path, then the greatest file number. Every reading
+         of the winning delivery is kept; the others are `superseded`, naming the winner.
       3. The winner is `kept`, or `nulled` when its value is invalid (sentinel, out of
-         range, `???`, not a number; the reason is in invalid_reason). -#}
+         range, `???`, not a number; the reason is in invalid_reason).
+    Windows run only over the keys that are repeated or contested (few); the rest pass
+    through. -#}
 with
 
 history as (
@@ -49,34 +53,58 @@ in_scope as (
             + interval '{{ var("telemetry_context_hours") }} hours'
 ),
 
+-- Most samples have one cell; only the others need ranking (a repeat inside a file or a
+-- second delivery both mean several cells for the same sample).
+shared_keys as (
+    select
+        site_id,
+        sample_at,
+        point_id
+    from in_scope
+    group by site_id, sample_at, point_id
+    having count(*) > 1
+),
+
+single as (
+    select
+        in_scope.*,
+        1 as delivery_rank,
+        in_scope.batch_id as winning_batch_id,
+        in_scope.file_id as winning_file_id,
+        in_scope.source_file as winning_source_file,
+        in_scope.raw_value as winning_raw_value,
+        false as has_file_conflict
+    from in_scope
+    anti join shared_keys as k
+        on
+            in_scope.site_id = k.site_id
+            and in_scope.sample_at = k.sample_at
+            and in_scope.point_id = k.point_id
+),
+
+shared as (
+    select in_scope.*
+    from in_scope
+    semi join shared_keys as k
+        on
+            in_scope.site_id = k.site_id
+            and in_scope.sample_at = k.sample_at
+            and in_scope.point_id = k.point_id
+),
+
+-- 1. a reading repeated inside its file: the last line wins
 within_file as (
     select
         *,
-        row_number() over same_cell_in_file as rank_in_file,
-        first_value(raw_value) over same_cell_in_file as file_winner_value,
+        row_number() over same_reading as rank_in_file,
+        first_value(raw_value) over same_reading as file_winner_value,
         count(distinct raw_value) over (
-            partition by batch_id, file_id, site_id, sample_at, point_id
+            partition by batch_id, file_id, site_id, reading_at, point_id
         ) > 1 as has_file_conflict
-    from in_scope
-    window same_cell_in_file as (
-        partition by batch_id, file_id, site_id, sample_at, point_id
+    from shared
+    window same_reading as (
+        partition by batch_id, file_id, site_id, reading_at, point_id
         order by source_line desc
-    )
-),
-
-across_deliveries as (
-    select
-        *,
-        row_number() over same_cell as delivery_rank,
-        first_value(batch_id) over same_cell as winning_batch_id,
-        first_value(file_id) over same_cell as winning_file_id,
-        first_value(source_file) over same_cell as winning_source_file,
-        first_value(raw_value) over same_cell as winning_raw_value
-    from within_file
-    where rank_in_file = 1
-    window same_cell as (
-        partition by site_id, sample_at, point_id
-        order by loaded_at desc, modified_at desc, relative_path desc, batch_id desc, file_id desc
     )
 ),
 
@@ -95,24 +123,44 @@ file_losers as (
     where rank_in_file > 1
 ),
 
+-- 2. a sample several deliveries delivered: the latest batch, mtime, path, file wins
+across_deliveries as (
+    select
+        * exclude (rank_in_file, file_winner_value),
+        dense_rank() over same_sample as delivery_rank,
+        first_value(batch_id) over same_sample as winning_batch_id,
+        first_value(file_id) over same_sample as winning_file_id,
+        first_value(source_file) over same_sample as winning_source_file,
+        -- the value the winner delivered for the same reading time (own value if none)
+        first_value(raw_value) over (
+            partition by site_id, point_id, reading_at
+            order by
+                loaded_at desc, modified_at desc, relative_path desc, batch_id desc, file_id desc
+        ) as winning_raw_value
+    from within_file
+    where rank_in_file = 1
+    window same_sample as (
+        partition by site_id, sample_at, point_id
+        order by loaded_at desc, modified_at desc, relative_path desc, batch_id desc, file_id desc
+    )
+),
+
+ranked as (
+    select * from single
+    union all by name
+    select * from across_deliveries
+),
+
 delivery_outcomes as (
     select
-        * exclude (
-            rank_in_file, file_winner_value, delivery_rank,
-            winning_batch_id, winning_file_id, winning_source_file, winning_raw_value,
-            has_file_conflict
-        ),
+        * exclude (delivery_rank, has_file_conflict),
         case
             when delivery_rank > 1 then 'superseded'
             when invalid_reason is not null then 'nulled'
             else 'kept'
         end as outcome,
-        winning_batch_id,
-        winning_file_id,
-        winning_source_file,
-        winning_raw_value,
         has_file_conflict and delivery_rank = 1 as has_file_conflict
-    from across_deliveries
+    from ranked
 ),
 
 final as (

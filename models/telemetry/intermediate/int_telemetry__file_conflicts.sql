@@ -1,5 +1,5 @@
-{#- Conflicting duplicates inside one file of this batch: the same (site, sample time, point)
-    delivered on several lines with different values. They are not averaged: the last line
+{#- Conflicting duplicates inside one file of this batch: the same reading (site, reading
+    time, point) delivered on several lines with different values. They are not averaged: the last line
     wins, and the bucket's conflicting_cells says so in the published dataset. -#}
 with
 
@@ -13,7 +13,7 @@ conflicted as (
         site_id,
         batch_id,
         file_id,
-        sample_at,
+        reading_at,
         point_id
     from cells
     where outcome = 'conflict_lost'
@@ -24,7 +24,7 @@ grouped as (
         cells.site_id,
         cells.file_id,
         any_value(cells.source_file) as source_file,
-        cells.sample_at,
+        cells.reading_at,
         cells.point_id,
         list(cells.source_line order by cells.source_line) as source_lines,
         list(cells.raw_value order by cells.source_line) as raw_values,
@@ -36,9 +36,9 @@ grouped as (
             cells.batch_id = conflicted.batch_id
             and cells.file_id = conflicted.file_id
             and cells.site_id = conflicted.site_id
-            and cells.sample_at = conflicted.sample_at
+            and cells.reading_at = conflicted.reading_at
             and cells.point_id = conflicted.point_id
-    group by cells.site_id, cells.file_id, cells.sample_at, cells.point_id
+    group by cells.site_id, cells.file_id, cells.reading_at, cells.point_id
 )
 
 select * from grouped

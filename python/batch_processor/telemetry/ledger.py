@@ -122,7 +122,7 @@ def file_conflicts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     listed = [
         {
             "file": r["source_file"],
-            "sample_at": r["sample_at"].isoformat(),
+            "reading_at": r["reading_at"].isoformat(),
             "point_id": r["point_id"],
             "lines": r["source_lines"],
             "values": r["raw_values"],
@@ -131,7 +131,7 @@ def file_conflicts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         }
         for r in _records(
             con,
-            f"select * from {CONFLICTS} order by source_file, sample_at, point_id "
+            f"select * from {CONFLICTS} order by source_file, reading_at, point_id "
             f"limit {CONFLICTS_LISTED}",
         )
     ]
