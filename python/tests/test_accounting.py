@@ -130,7 +130,11 @@ def test_conflicting_duplicates_in_a_file_are_reported_not_averaged(tmp_path: Pa
     rows[10][1] = 0.0
     identical = list(rows[20])
     out_of_order = rows.pop(30)
-    body = [*rows[:11], conflict, *rows[11:21], identical, *rows[21:], out_of_order]
+    # a second reading 20 s into minute 40 lands on the same raw sample time: a distinct
+    # reading (finer than the seeded interval), averaged, not a conflict
+    finer = ["2025-06-01 08:40:20", 300.0, 7.0, 12.0, 1]
+    body = [*rows[:11], conflict, *rows[11:21], identical, *rows[21:40], finer, *rows[40:]]
+    body.append(out_of_order)
     path = write_csv(tmp_path / "in" / SITE / "day.csv", WIDE_HEADER, body, mtime=time.time() - 60)
 
     result = run(tmp_path / "in", tmp_path / "out", warehouse_path=tmp_path / "wh.duckdb")
@@ -161,6 +165,14 @@ def test_conflicting_duplicates_in_a_file_are_reported_not_averaged(tmp_path: Pa
     # bucket 08:10-08:15 holds minutes 10..14: 100 (the last line) + 121..124 (never 50)
     assert kw == pytest.approx((100.0 + sum(120.0 + i % 7 for i in range(11, 15))) / 5)
     assert (conflicting, count) == (1, 5)
+    ((finer_kw, finer_count),) = (
+        read_dataset(tmp_path / "out")
+        .filter(f"timestamp = '{bucket:%Y-%m-%d %H}:40:00+00'")
+        .project("chiller_power_kw, sample_count")
+        .fetchall()
+    )
+    assert finer_count == 6
+    assert finer_kw == pytest.approx((300.0 + sum(120.0 + i % 7 for i in range(40, 45))) / 6)
 
 
 def test_unterminated_quote_past_the_probe_counts_every_lost_line(tmp_path: Path) -> None:
