@@ -131,6 +131,12 @@ def _print_accounting(accounting: dict[str, Any]) -> None:
         f" {cells.get('in_untimed_rows', 0):,}"
         + ("" if totals["balanced"] else "  NOT BALANCED: " + ", ".join(totals["unbalanced_files"]))
     )
+    for entry in accounting["ledger"]["files"]:
+        if entry["rows"]["bad_timestamp_rows"]:
+            print(
+                f"  unparseable timestamps: {entry['rows']['bad_timestamp_rows']:,} row(s) of "
+                f"{entry['relative_path']}; their cells are not used"
+            )
     for entry in accounting["superseded_cells"]:
         print(
             f"  superseded: {entry['cells']:,} cell(s) of {entry['losing_file']} "

@@ -334,3 +334,110 @@ def test_the_ledger_balances_for_the_demo_mixed_with_the_malformed_corpus(tmp_pa
     assert {"loaded", "rejected"} <= by_status
     manifest = result.commit.manifest if result.commit else {}
     assert manifest["ledger"]["balanced"] and manifest["input_files_count"] == len(files)
+
+
+def load_raw_files(tmp_path: Path, name: str, data: bytes) -> dict[str, Any]:
+    """Load one file with the loader alone and return its telemetry_raw.files row."""
+    path = tmp_path / "in" / SITE / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    config = load_telemetry_config(warehouse_path=tmp_path / f"{name}.duckdb")
+    TelemetryLoader(config, "b1").load(tmp_path / "in")
+    con = duckdb.connect(str(config.warehouse), read_only=True)
+    cursor = con.execute(
+        "select * from telemetry_raw.files where relative_path = $p", {"p": f"{SITE}/{name}"}
+    )
+    names = [d[0] for d in cursor.description or []]
+    row = dict(zip(names, cursor.fetchone() or (), strict=True))
+    rejects = con.execute("select line, error_type from telemetry_raw.rejected_rows").fetchall()
+    con.close()
+    path.unlink()
+    row["rejects"] = rejects
+    return row
+
+
+def line_ledger_balances(row: dict[str, Any]) -> bool:
+    parts = ("header_line", "blank_data_lines", "rows_read", "continuation_lines")
+    return (
+        row["physical_lines"]
+        == sum(row[k] for k in parts) + row["rows_rejected"] + row["lines_swallowed"]
+        and row["lines_swallowed"] >= 0
+    )
+
+
+def test_a_quote_closed_rows_later_sets_the_rows_between_aside(tmp_path: Path) -> None:
+    """The stray quote opens in row 10 and closes in row 20 of the same column: DuckDB reads
+    one row whose cell holds ten rows. That row is rejected and its lines are swallowed."""
+    lines = [",".join(WIDE_HEADER)] + [
+        ",".join(str(c) for c in r) for r in wide_rows(datetime(2025, 6, 1), 30)
+    ]
+    lines[10] = lines[10].replace(",", ',"', 1)  # row 10 (line 11): a quote opens
+    parts = lines[20].split(",")
+    lines[20] = ",".join([parts[0], parts[1] + '"', *parts[2:]])  # row 20 (line 21): closes
+    row = load_raw_files(tmp_path, "stray.csv", ("\n".join(lines) + "\n").encode())
+    assert row["status"] == "partial", row["reason"]
+    assert (row["rows_read"], row["rows_rejected"], row["lines_swallowed"]) == (19, 1, 10)
+    assert row["rejects"] == [(11, "QUOTED ROWS")]
+    assert line_ledger_balances(row)
+
+
+@pytest.mark.parametrize(
+    ("data", "blank", "continuation"),
+    [
+        # a note with an empty line inside its quotes (the scan counts the empty line as blank)
+        (
+            b"timestamp,CH1_KW,OAT_C\n2025-06-01 10:00:00,100,30\n"
+            b'2025-06-01 10:01:00,101,"30.1\n\nsensor fault"\n2025-06-01 10:02:00,102,31\n',
+            1,
+            1,
+        ),
+        # an old Mac export: lone CR endings and an empty line
+        (b"timestamp,CH1_KW\r2025-06-01 10:00:00,1\r\r2025-06-01 10:01:00,2\r", 1, 0),
+    ],
+)
+def test_blank_lines_are_counted_once(
+    tmp_path: Path, data: bytes, blank: int, continuation: int
+) -> None:
+    row = load_raw_files(tmp_path, "notes.csv", data)
+    assert row["status"] == "loaded", row["reason"]
+    assert (row["blank_data_lines"], row["continuation_lines"], row["lines_swallowed"]) == (
+        blank,
+        continuation,
+        0,
+    )
+    assert line_ledger_balances(row)
+
+
+def test_unparseable_timestamps_and_invalid_corrections_are_not_silent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another folder with relative paths: a file whose timestamps Excel rewrote
+    makes the run exit 3 and is named; a newer delivery's out-of-range value does not erase
+    the older file's measurement."""
+    from batch_processor.cli import main
+
+    start = datetime(2025, 6, 1, 0, 0)
+    day_file(tmp_path / "in", "a.csv", start, 60, mtime=time.time() - 600)
+    bad = [
+        [f"{start + timedelta(minutes=5 + i):%m/%d/%Y %H:%M}", 999.0, 7.0, 12.0, 1]
+        for i in range(3)
+    ]
+    write_csv(tmp_path / "in" / SITE / "excel.csv", WIDE_HEADER, bad, mtime=time.time())
+    # newer, for minute 5 only: CH1_KW far out of range (rated 350 kW)
+    newer = [[f"{start + timedelta(minutes=5):%Y-%m-%d %H:%M:%S}", 7770.0, 7.0, 12.0, 1]]
+    write_csv(tmp_path / "in" / SITE / "newer.csv", WIDE_HEADER, newer, mtime=time.time())
+    monkeypatch.chdir(tmp_path)
+    code = main(["telemetry", "run", "--input", "in", "--output", "out"])
+    assert code == ExitCode.COMPLETED_WITH_REJECTS
+    (report_path,) = (tmp_path / "out" / "reports").glob("*.json")
+    report = json.loads(report_path.read_text())
+    assert_balanced(report)
+    excel = next(f for f in report["ledger"]["files"] if f["relative_path"].endswith("excel.csv"))
+    assert excel["rows"]["bad_timestamp_rows"] == 3 and excel["cells"]["in_untimed_rows"] == 12
+    newer_ledger = next(
+        f for f in report["ledger"]["files"] if f["relative_path"].endswith("newer.csv")
+    )
+    assert newer_ledger["cells"]["superseded"] == 1, "the invalid value lost to the valid one"
+    first_bucket = dataset(tmp_path / "out", "chiller_power_kw")[0][0]
+    assert first_bucket == pytest.approx(sum(120.0 + i % 7 for i in range(5)) / 5)
+    assert not (Path(__file__).parents[2] / "out").exists(), "nothing written into the project"

@@ -9,9 +9,11 @@
          reading times that fall on the same sample time are distinct readings, averaged into
          the bucket as before.
       2. Across deliveries of a sample (site, sample time, point) by several files, in this
-         batch or earlier ones: the latest batch wins (arrival order), then the file modified
-         last, then the greatest relative path, then the greatest file number. Every reading
-         of the winning delivery is kept; the others are `superseded`, naming the winner.
+         batch or earlier ones: a valid value beats an invalid one (a sentinel, `???` or
+         out-of-range value never erases a measurement, as a blank never does), then the
+         latest batch wins (arrival order), then the file modified last, then the greatest
+         relative path, then the greatest file number. Every reading of the winning delivery
+         is kept; the others are `superseded`, naming the winner.
       3. The winner is `kept`, or `nulled` when its value is invalid (sentinel, out of
          range, `???`, not a number; the reason is in invalid_reason).
     Windows run only over the keys that are repeated or contested (few); the rest pass
@@ -123,7 +125,7 @@ file_losers as (
     where rank_in_file > 1
 ),
 
--- 2. a sample several deliveries delivered: the latest batch, mtime, path, file wins
+-- 2. a sample several deliveries delivered: valid first, then batch, mtime, path, file
 across_deliveries as (
     select
         * exclude (rank_in_file, file_winner_value),
@@ -135,13 +137,16 @@ across_deliveries as (
         first_value(raw_value) over (
             partition by site_id, point_id, reading_at
             order by
-                loaded_at desc, modified_at desc, relative_path desc, batch_id desc, file_id desc
+                invalid_reason is not null, loaded_at desc, modified_at desc,
+                relative_path desc, batch_id desc, file_id desc
         ) as winning_raw_value
     from within_file
     where rank_in_file = 1
     window same_sample as (
         partition by site_id, sample_at, point_id
-        order by loaded_at desc, modified_at desc, relative_path desc, batch_id desc, file_id desc
+        order by
+            invalid_reason is not null, loaded_at desc, modified_at desc,
+            relative_path desc, batch_id desc, file_id desc
     )
 ),
 

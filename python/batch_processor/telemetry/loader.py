@@ -76,11 +76,11 @@ _INSERT_FILE_SQL = f"""
 insert into {RAW_SCHEMA}.files (
     batch_id, file_id, path, relative_path, site_id, size_bytes, sha256, modified_at,
     status, reason, header_line, column_names, timestamp_column, loaded_at,
-    physical_lines, blank_data_lines, line_endings
+    physical_lines, blank_data_lines, line_endings, csv_delimiter
 ) values (
     $batch_id, $file_id, $path, $relative_path, $site_id, $size_bytes, $sha256, $modified_at,
     $status, $reason, $header_line, $column_names, $timestamp_column, now(),
-    $physical_lines, $blank_data_lines, $line_endings
+    $physical_lines, $blank_data_lines, $line_endings, $csv_delimiter
 )
 """
 
@@ -103,6 +103,44 @@ from (
 ) as shift
 where r.file_id = shift.file_id and r.source_line = shift.source_line
 """,
+    # A quote opened in one row and closed rows later makes one cell of many lines: DuckDB
+    # returns it as a row whose cell holds the delimiters of the rows it swallowed. Such a row
+    # is rejected (its values belong to other times), and its lines count as swallowed.
+    f"""
+create or replace temp table quoted_rows as
+select file_id, source_line, any_value(raw_column) as raw_column, any_value(cell) as cell
+from (
+    select r.file_id, r.source_line, r.raw_column, r.raw_value as cell
+    from {RAW_SCHEMA}.readings r inner join {RAW_SCHEMA}.files f using (file_id)
+    where contains(r.raw_value, chr(10)) and contains(r.raw_value, f.csv_delimiter)
+    union all
+    select r.file_id, r.source_line, f.timestamp_column, r.raw_timestamp
+    from {RAW_SCHEMA}.readings r inner join {RAW_SCHEMA}.files f using (file_id)
+    where contains(r.raw_timestamp, chr(10)) and contains(r.raw_timestamp, f.csv_delimiter)
+)
+group by file_id, source_line
+""",
+    f"""
+insert into {RAW_SCHEMA}.rejected_rows
+select
+    file_id,
+    source_line,
+    raw_column,
+    'QUOTED ROWS',
+    left(cell, 500),
+    format(
+        'a quoted cell in {{}} runs over {{}} more line(s) and holds their delimiters: a quote '
+        || 'opened here closes on a later line; the row and those lines are set aside',
+        raw_column, len(string_split(cell, chr(10))) - 1
+    )
+from temp.quoted_rows
+""",
+    f"""
+delete from {RAW_SCHEMA}.readings as r
+where exists (
+    select 1 from temp.quoted_rows q where q.file_id = r.file_id and q.source_line = r.source_line
+)
+""",
     f"""
 update {RAW_SCHEMA}.files as f
 set rows_read = coalesce(c.rows_read, 0), rows_rejected = coalesce(c.rows_rejected, 0)
@@ -121,13 +159,17 @@ where f.file_id = c.file_id
     # blank line, or swallowed (inside a quoted field that ran on: DuckDB reports a row whose
     # quote never closes as one rejected row, whatever it swallowed). Counted from the lines
     # the loader measured itself, not from DuckDB's reject count.
-    # Line breaks inside the quoted cells of rows read are continuation lines, not losses.
+    # Line breaks inside the quoted cells of rows read are continuation lines, not losses
+    # (empty lines inside a cell are blank lines, which the scan counted already).
     f"""
 update {RAW_SCHEMA}.files as f
 set continuation_lines = coalesce(c.breaks, 0)
 from (
     select f2.file_id, (
-        select sum(length(x) - length(replace(x, chr(10), '')))
+        select sum(
+            len(string_split(x, chr(10))) - 1
+            - len(list_filter(string_split(x, chr(10))[2:-2], lambda s: s = '' or s = chr(13)))
+        )
         from (
             select raw_value as x from {RAW_SCHEMA}.readings r
             where r.file_id = f2.file_id and contains(r.raw_value, chr(10))
@@ -291,6 +333,7 @@ class TelemetryLoader:
             "physical_lines": scan.lines,
             "blank_data_lines": None,
             "line_endings": scan.line_endings,
+            "csv_delimiter": None,
         }
         site = self.registry.resolve(relative)
         if site is None:
@@ -321,16 +364,17 @@ class TelemetryLoader:
             header_line=probe.header_line,
             column_names=list(probe.column_names),
             timestamp_column=site.timestamp_column,
-            blank_data_lines=scan.blank_lines - probe.preamble_blank_lines,
+            csv_delimiter=site.csv_delimiter,
         )
         try:
-            self._read(con, file_id, path, site, probe, scan)
+            blank_lines = self._read(con, file_id, path, site, probe, scan)
         except duckdb.Error as exc:
             con.execute("rollback")
             record["reason"] = f"unreadable CSV: {first_error_line(exc)}"
             self._record(con, record, path)
             return
         record["status"] = "loaded"
+        record["blank_data_lines"] = blank_lines - probe.preamble_blank_lines
         self._record(con, record, path)
         con.execute("commit")
 
@@ -349,20 +393,22 @@ class TelemetryLoader:
         site: Site,
         probe: ProbeResult,
         scan: FileScan,
-    ) -> None:
+    ) -> int:
         """Insert the file's cells and its rejected rows; leaves the transaction open.
+        Returns the file's blank lines, as counted on what was read.
 
         DuckDB's strict parser stops at a line ending that changes half-way through a file
         (LF, then CRLF) and at lone CR endings: such a file is read from a copy whose line
         endings are all LF, which keeps every line and its number."""
         if not scan.needs_normalizing:
             self._read_csv(con, file_id, path, site, probe)
-            return
+            return scan.blank_lines
         self.config.spill_directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
             normalized = Path(spool) / "normalized.csv"
             normalize_line_endings(path, normalized)
             self._read_csv(con, file_id, normalized, site, probe)
+            return scan_file(normalized).blank_lines  # empty lines between lone CRs too
 
     def _read_csv(
         self,

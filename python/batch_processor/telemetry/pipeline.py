@@ -52,10 +52,20 @@ class TelemetryRunResult:
         return int(self.accounting["within_file_conflicts"]["count"])
 
     @property
+    def bad_timestamp_rows(self) -> int:
+        if self.accounting is None:
+            return 0
+        return int(self.accounting["ledger"]["totals"]["rows"].get("bad_timestamp_rows", 0))
+
+    @property
     def exit_code(self) -> ExitCode:
         """0 only when nothing was lost: no file set aside, no row rejected, no line
-        swallowed, no conflicting value discarded."""
-        if (self.load is not None and self.load.has_rejects) or self.conflicts:
+        swallowed, no row with an unparseable timestamp, no conflicting value discarded."""
+        if (
+            (self.load is not None and self.load.has_rejects)
+            or self.conflicts
+            or self.bad_timestamp_rows
+        ):
             return ExitCode.COMPLETED_WITH_REJECTS
         return ExitCode.OK
 
@@ -93,6 +103,10 @@ def run_telemetry(
 ) -> TelemetryRunResult:
     if not input_dir.is_dir():
         raise RunFailedError(f"input folder not found: {input_dir}")
+    # dbt resolves relative paths against the project, not the caller's folder
+    input_dir, output_dir = input_dir.absolute(), output_dir.absolute()
+    if config.warehouse_path is not None:
+        config = config.model_copy(update={"warehouse_path": config.warehouse_path.absolute()})
     paths = DatasetPaths(output_dir)
     if config.warehouse_path is None:  # the dataset's history lives with the dataset
         config = config.model_copy(update={"warehouse_path": output_dir / "warehouse.duckdb"})
@@ -139,7 +153,19 @@ def run_telemetry(
                     "failing_nodes": result.dbt.failure_records(),
                     "error": result.dbt.error,
                 }
-                raise RunFailedError(f"dbt build failed: {result.dbt.failure_summary()}")
+                unbalanced = (
+                    result.accounting["ledger"]["totals"]["unbalanced_files"]
+                    if result.accounting
+                    else []
+                )
+                raise RunFailedError(
+                    f"dbt build failed: {result.dbt.failure_summary()}"
+                    + (
+                        "; the ledger does not balance for " + ", ".join(unbalanced)
+                        if unbalanced
+                        else ""
+                    )
+                )
             accounting = _require_balanced(result.accounting)
 
             step = time.monotonic()

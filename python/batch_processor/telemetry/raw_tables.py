@@ -31,7 +31,8 @@ create table if not exists {RAW_SCHEMA}.files (
     blank_data_lines bigint,
     line_endings varchar,
     lines_swallowed bigint,
-    continuation_lines bigint
+    continuation_lines bigint,
+    csv_delimiter varchar
 );
 -- warehouses made before the line ledger
 alter table {RAW_SCHEMA}.files add column if not exists physical_lines bigint;
@@ -39,6 +40,7 @@ alter table {RAW_SCHEMA}.files add column if not exists blank_data_lines bigint;
 alter table {RAW_SCHEMA}.files add column if not exists line_endings varchar;
 alter table {RAW_SCHEMA}.files add column if not exists lines_swallowed bigint;
 alter table {RAW_SCHEMA}.files add column if not exists continuation_lines bigint;
+alter table {RAW_SCHEMA}.files add column if not exists csv_delimiter varchar;
 create table if not exists {RAW_SCHEMA}.readings (
     file_id integer not null,
     source_line bigint not null,
