@@ -54,7 +54,12 @@ def _telemetry_run(args: argparse.Namespace) -> int:
         lock_timeout_s=args.lock_timeout,
     )
     result = run_telemetry(
-        config, args.input, args.output, only_site=args.site, dry_run=args.dry_run
+        config,
+        args.input,
+        args.output,
+        only_site=args.site,
+        dry_run=args.dry_run,
+        rebuild_all=args.rebuild_all,
     )
     print(f"batch {result.batch_id}" + (" (dry run: nothing committed)" if result.dry_run else ""))
     if result.load is not None:
@@ -118,6 +123,9 @@ def _print_load_summary(load: LoadSummary) -> None:
         print(f"  set aside / partial: {relative}: {reason}")
 
 
+_LISTED = 5  # lines of detail the summary prints per kind; the report has all
+
+
 def _print_accounting(accounting: dict[str, Any]) -> None:
     totals = accounting["ledger"]["totals"]
     cells = totals["cells"]
@@ -137,11 +145,20 @@ def _print_accounting(accounting: dict[str, Any]) -> None:
                 f"  unparseable timestamps: {entry['rows']['bad_timestamp_rows']:,} row(s) of "
                 f"{entry['relative_path']}; their cells are not used"
             )
-    for entry in accounting["superseded_cells"]:
+    superseded = accounting["superseded_cells"]
+    if superseded:
+        replaced = sum(e["cells"] for e in superseded)
+        changed = sum(e["changed_cells"] for e in superseded)
         print(
-            f"  superseded: {entry['cells']:,} cell(s) of {entry['losing_file']} "
-            f"by {entry['winning_file']} ({entry['changed_cells']:,} with another value)"
+            f"  superseded: {replaced:,} cell(s) in {len(superseded)} file pair(s), "
+            f"{changed:,} with another value (the report lists every pair)"
         )
+        for entry in sorted(superseded, key=lambda e: -e["changed_cells"])[:_LISTED]:
+            if entry["changed_cells"]:
+                print(
+                    f"    {entry['changed_cells']:,} changed cell(s) of {entry['losing_file']} "
+                    f"replaced by {entry['winning_file']}"
+                )
     conflicts = accounting["within_file_conflicts"]
     if conflicts["count"]:
         first = conflicts["first"][0]
@@ -150,11 +167,17 @@ def _print_accounting(accounting: dict[str, Any]) -> None:
             f"line won (first: {first['file']} lines {first['lines']} {first['point_id']} "
             f"values {first['values']})"
         )
-    for gap in accounting["gaps"]:
-        shown = "empty rows" if gap["published_as_empty_rows"] else "absent from the dataset"
+    gaps = accounting["gaps"]
+    absent = [g for g in gaps if not g["published_as_empty_rows"]]
+    if gaps:
         print(
-            f"  gap: {gap['site_id']} {gap['start']} -> {gap['end']} "
-            f"({gap['duration_hours']:g} h, {shown})"
+            f"  gaps: {len(gaps)} ({len(gaps) - len(absent)} published as empty rows, "
+            f"{len(absent)} too long and absent from the dataset)"
+        )
+    for gap in absent[:_LISTED]:
+        print(
+            f"    absent: {gap['site_id']} {gap['start']} -> {gap['end']} "
+            f"({gap['duration_hours']:g} h)"
         )
 
 
@@ -226,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="load, build and test, but commit nothing and forget the batch",
+    )
+    run.add_argument(
+        "--rebuild-all",
+        action="store_true",
+        help="rebuild and republish every partition from the warehouse's history (once after "
+        "an upgrade that changes the published schema); the input folder may be empty",
     )
     run.add_argument(
         "--lock-timeout",

@@ -441,3 +441,48 @@ def test_unparseable_timestamps_and_invalid_corrections_are_not_silent(
     first_bucket = dataset(tmp_path / "out", "chiller_power_kw")[0][0]
     assert first_bucket == pytest.approx(sum(120.0 + i % 7 for i in range(5)) / 5)
     assert not (Path(__file__).parents[2] / "out").exists(), "nothing written into the project"
+
+
+def test_rebuild_all_brings_an_older_dataset_to_the_current_schema(tmp_path: Path) -> None:
+    """A warehouse built before a schema change (here: the mart lacks conflicting_cells)
+    refuses the next batch with dbt's schema message; --rebuild-all with an empty input
+    republishes every partition from the history, which a full refresh never touches."""
+    from batch_processor.telemetry.pipeline import BatchFailedError
+
+    output, warehouse = tmp_path / "out", tmp_path / "wh.duckdb"
+    day_file(tmp_path / "in1", "june.csv", datetime(2025, 6, 2), 120)
+    day_file(tmp_path / "in1", "july.csv", datetime(2025, 7, 2), 60)
+    first = run(tmp_path / "in1", output, warehouse_path=warehouse)
+    assert first.commit is not None
+    before = dataset(output, "timestamp, chiller_power_kw")
+    con = duckdb.connect(str(warehouse))
+    con.execute("alter table telemetry.fct_telemetry_readings drop column conflicting_cells")
+    (history_rows,) = con.execute(
+        "select count(*) from telemetry_intermediate.int_telemetry__readings_history"
+    ).fetchone() or (0,)
+    con.close()
+
+    day_file(tmp_path / "in2", "june_more.csv", datetime(2025, 6, 3), 30)
+    with pytest.raises(BatchFailedError, match="fct_telemetry_readings"):
+        run(tmp_path / "in2", output, warehouse_path=warehouse)
+
+    (tmp_path / "empty").mkdir()
+    rebuilt = run_telemetry(
+        load_telemetry_config(warehouse_path=warehouse),
+        tmp_path / "empty",
+        output,
+        rebuild_all=True,
+    )
+    assert rebuilt.commit is not None
+    manifest = rebuilt.commit.manifest
+    assert {f["path"] for f in manifest["written_files"]} == set(manifest["output_files"])
+    assert not set(manifest["output_files"]) & {
+        f["path"] for f in first.commit.manifest["dataset_files"]
+    }
+    assert dataset(output, "timestamp, chiller_power_kw") == before
+    assert dataset(output, "conflicting_cells") == [(0,)] * len(before)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute(
+        "select count(*) from telemetry_intermediate.int_telemetry__readings_history"
+    ).fetchone() == (history_rows,), "the history survives the full refresh"
+    con.close()

@@ -100,7 +100,11 @@ def run_telemetry(
     *,
     only_site: str | None = None,
     dry_run: bool = False,
+    rebuild_all: bool = False,
 ) -> TelemetryRunResult:
+    """One batch. ``rebuild_all`` rebuilds the marts from scratch (the history is never
+    rebuilt) and republishes every partition: the way to bring a dataset published by an
+    older version to the current schema."""
     if not input_dir.is_dir():
         raise RunFailedError(f"input folder not found: {input_dir}")
     # dbt resolves relative paths against the project, not the caller's folder
@@ -129,7 +133,8 @@ def run_telemetry(
             if config.stop_on_error and load.has_rejects:
                 first = load.set_aside[0] if load.set_aside else ("?", "rows rejected")
                 raise RunFailedError(f"--stop-on-error: {first[0]}: {first[1]}")
-            if not load.by_status.get("loaded") and not load.by_status.get("partial"):
+            loaded = load.by_status.get("loaded") or load.by_status.get("partial")
+            if not loaded and not rebuild_all:
                 raise RunFailedError(
                     f"no file of the batch could be loaded ({load.files_total} found under "
                     f"{input_dir})"
@@ -138,10 +143,13 @@ def run_telemetry(
             step = time.monotonic()
             target_path = paths.root / "_dbt" / result.batch_id
             result.dbt = run_dbt(
-                ["build", "--select", DBT_SELECTOR],
+                ["build", "--select", DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])],
                 warehouse=config.warehouse,
                 target_path=target_path,
-                dbt_vars=config.dbt_vars(paths.staging_root),
+                dbt_vars={
+                    **config.dbt_vars(paths.staging_root),
+                    **({"telemetry_rebuild_all": True} if rebuild_all else {}),
+                },
                 memory_limit_mb=config.memory_limit_mb,
             )
             result.timings["dbt_build_s"] = time.monotonic() - step
