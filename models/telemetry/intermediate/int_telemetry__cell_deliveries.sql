@@ -71,10 +71,10 @@ single as (
     select
         in_scope.*,
         1 as delivery_rank,
-        in_scope.batch_id as winning_batch_id,
-        in_scope.file_id as winning_file_id,
-        in_scope.source_file as winning_source_file,
-        in_scope.raw_value as winning_raw_value,
+        cast(null as varchar) as winning_batch_id,
+        cast(null as integer) as winning_file_id,
+        cast(null as varchar) as winning_source_file,
+        cast(null as varchar) as winning_raw_value,
         false as has_file_conflict
     from in_scope
     anti join shared_keys as k
@@ -156,14 +156,22 @@ ranked as (
     select * from across_deliveries
 ),
 
+-- the winner is only named for a cell that lost (NULL: the cell itself won)
 delivery_outcomes as (
     select
-        * exclude (delivery_rank, has_file_conflict),
+        * exclude (
+            delivery_rank, has_file_conflict,
+            winning_batch_id, winning_file_id, winning_source_file, winning_raw_value
+        ),
         case
             when delivery_rank > 1 then 'superseded'
             when invalid_reason is not null then 'nulled'
             else 'kept'
         end as outcome,
+        case when delivery_rank > 1 then winning_batch_id end as winning_batch_id,
+        case when delivery_rank > 1 then winning_file_id end as winning_file_id,
+        case when delivery_rank > 1 then winning_source_file end as winning_source_file,
+        case when delivery_rank > 1 then winning_raw_value end as winning_raw_value,
         has_file_conflict and delivery_rank = 1 as has_file_conflict
     from ranked
 ),
