@@ -486,3 +486,54 @@ def test_rebuild_all_brings_an_older_dataset_to_the_current_schema(tmp_path: Pat
         "select count(*) from telemetry_intermediate.int_telemetry__readings_history"
     ).fetchone() == (history_rows,), "the history survives the full refresh"
     con.close()
+
+
+def test_gaps_carry_over_and_a_queued_full_rebuild_republishes_everything(tmp_path: Path) -> None:
+    """The manifest lists the gaps of partitions a batch did not touch too; a --rebuild-all
+    that was killed after queueing leaves the next plain run to republish every partition;
+    verify notices a file whose schema is not the manifest's."""
+    from batch_processor.checksums import sha256_file
+    from batch_processor.telemetry.publisher import queue_full_rebuild
+    from batch_processor.telemetry.verify import verify_output
+
+    output, warehouse = tmp_path / "out", tmp_path / "wh.duckdb"
+    day_file(tmp_path / "in1", "june_a.csv", datetime(2025, 6, 2), 120)
+    day_file(tmp_path / "in1", "june_b.csv", datetime(2025, 6, 6), 120)
+    first = run(tmp_path / "in1", output, warehouse_path=warehouse)
+    assert first.commit is not None
+    june_gaps = [g for g in first.commit.manifest["gaps"] if not g["published_as_empty_rows"]]
+    assert len(june_gaps) == 1
+
+    day_file(tmp_path / "in2", "july.csv", datetime(2025, 7, 10), 60)
+    second = run(tmp_path / "in2", output, warehouse_path=warehouse)
+    assert second.commit is not None
+    assert june_gaps[0] in second.commit.manifest["gaps"], "June was not rebuilt: its gap stays"
+    assert {f["partition"]["month"] for f in second.commit.manifest["written_files"]} == {"07"}
+
+    queue_full_rebuild(warehouse)  # as a --rebuild-all killed during its build leaves it
+    day_file(tmp_path / "in3", "july_more.csv", datetime(2025, 7, 11), 60)
+    third = run(tmp_path / "in3", output, warehouse_path=warehouse)
+    assert third.commit is not None
+    manifest = third.commit.manifest
+    assert {f["partition"]["month"] for f in manifest["written_files"]} == {"06", "07"}
+    assert set(manifest["output_files"]) == {f["path"] for f in manifest["written_files"]}
+    assert verify_output(output).ok
+
+    # a data file rewritten without a column: verify names the schema difference
+    victim = output / "data" / manifest["output_files"][0]
+    con = duckdb.connect()
+    rewritten = tmp_path / "rewritten.parquet"
+    con.execute(
+        "copy (select * exclude (conflicting_cells) from read_parquet($p)) to $o (format parquet)",
+        {"p": str(victim), "o": str(rewritten)},
+    )
+    con.close()
+    shutil.copyfile(rewritten, victim)
+    current = output / "manifests" / "current.json"
+    body = json.loads(current.read_text())
+    for entry in body["dataset_files"]:
+        if entry["path"] == manifest["output_files"][0]:
+            entry["sha256"], entry["bytes"] = sha256_file(victim), victim.stat().st_size
+    current.write_text(json.dumps(body))
+    problems = verify_output(output).problems
+    assert any(p.startswith("schema:") for p in problems), problems

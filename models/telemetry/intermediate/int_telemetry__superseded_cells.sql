@@ -18,7 +18,13 @@ pairs as (
         winning_file_id,
         winning_source_file,
         count(*) as cells,
-        count(*) filter (where raw_value != winning_raw_value) as changed_cells,
+        -- 7.0250 and 7.025 are the same value; text is compared as text
+        count(*) filter (
+            where coalesce(
+                try_cast(raw_value as double) != try_cast(winning_raw_value as double),
+                raw_value != winning_raw_value
+            )
+        ) as changed_cells,
         min(sample_at) as first_sample_at,
         max(sample_at) as last_sample_at
     from cells

@@ -25,6 +25,7 @@ from batch_processor.telemetry.publisher import (
     CommitResult,
     abandon_batch,
     commit_batch,
+    queue_full_rebuild,
     reconcile,
 )
 from batch_processor.telemetry.report import write_report
@@ -140,6 +141,8 @@ def run_telemetry(
                     f"{input_dir})"
                 )
 
+            if rebuild_all:
+                queue_full_rebuild(config.warehouse)
             step = time.monotonic()
             target_path = paths.root / "_dbt" / result.batch_id
             result.dbt = run_dbt(
@@ -166,6 +169,12 @@ def run_telemetry(
                     if result.accounting
                     else []
                 )
+                hint = ""
+                if "out of sync" in f"{result.dbt.failure_summary()} {result.dbt.error}":
+                    hint = (
+                        "; the warehouse holds marts of an older schema: run once with "
+                        "--rebuild-all to republish the dataset in the current one"
+                    )
                 raise RunFailedError(
                     f"dbt build failed: {result.dbt.failure_summary()}"
                     + (
@@ -173,6 +182,7 @@ def run_telemetry(
                         if unbalanced
                         else ""
                     )
+                    + hint
                 )
             accounting = _require_balanced(result.accounting)
 

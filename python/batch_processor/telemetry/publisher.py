@@ -170,6 +170,26 @@ def rollback_batch(con: duckdb.DuckDBPyConnection, batch_id: str) -> None:
     con.execute("commit")
 
 
+def queue_full_rebuild(warehouse: Path) -> None:
+    """Record every committed partition as left to rebuild before a --rebuild-all build: if
+    that run is killed, the next run rebuilds and republishes them all, so the dataset never
+    mixes files of two schemas. The commit clears the queue."""
+    if not warehouse.exists():
+        return
+    con = connect(warehouse)
+    try:
+        if _table_exists(con, HISTORY) and _table_exists(con, "telemetry_meta.rebuild_partitions"):
+            con.execute(
+                f"""
+                insert into telemetry_meta.rebuild_partitions
+                select distinct site_id, date_trunc('month', sample_at) from {HISTORY}
+                where batch_id in (select batch_id from telemetry_meta.committed_batches)
+                """
+            )
+    finally:
+        con.close()
+
+
 def _record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path) -> bool:
     """Record ``batch_id`` as committed, once. Its build rebuilt every partition that was left
     to rebuild, so those are cleared with it. Returns whether anything was recorded."""
@@ -220,6 +240,19 @@ def commit_batch(
             (superseded if key in rebuilt else kept).append(entry)
         if not schema and previous:
             schema = previous["schema"]
+        # the gaps of the partitions this batch did not rebuild stay as the last commit found them
+        accounting = {
+            **accounting,
+            "gaps": sorted(
+                [
+                    gap
+                    for gap in (previous or {}).get("gaps", [])
+                    if (gap["site_id"], gap["start"][:4], gap["start"][5:7]) not in rebuilt
+                ]
+                + accounting["gaps"],
+                key=lambda gap: (gap["site_id"], gap["start"]),
+            ),
+        }
         dataset_files = sorted(kept + output_files, key=lambda f: f["path"])
         manifest = build_manifest(
             batch_id=batch_id,

@@ -9,7 +9,7 @@ import duckdb
 
 from batch_processor.checksums import sha256_file
 from batch_processor.dataset_commit import DatasetPaths, read_current
-from batch_processor.manifest_common import checksum_ok
+from batch_processor.manifest_common import checksum_ok, parquet_schema
 
 
 @dataclass
@@ -52,6 +52,11 @@ def verify_output(output_dir: Path) -> VerifyReport:
                 report.problems.append(
                     f"row count: {entry['path']} has {found[0] if found else '?'}, "
                     f"manifest says {entry['rows']}"
+                )
+            if manifest.get("schema") and parquet_schema(path) != manifest["schema"]:
+                report.problems.append(
+                    f"schema: {entry['path']} does not have the manifest's schema (a dataset "
+                    "mixing versions; `telemetry run --rebuild-all` republishes it whole)"
                 )
     finally:
         con.close()
