@@ -12,7 +12,10 @@
 with
 
 files as (
-    select * from {{ ref('stg_telemetry_raw__files') }}
+    select
+        *,
+        load_status in ('loaded', 'partial') as was_read
+    from {{ ref('stg_telemetry_raw__files') }}
 ),
 
 readings as (
@@ -75,7 +78,7 @@ counted as (
         files.load_status,
         files.physical_lines,
         coalesce(files.header_line, 0) as header_lines,
-        files.load_status in ('loaded', 'partial') as was_read,
+        files.was_read,
         coalesce(raw_cells.cells_total, 0) as cells_total,
         coalesce(raw_cells.data_rows, 0) as data_rows,
         coalesce(raw_cells.repeated_header_rows, 0) as repeated_header_rows,
@@ -91,19 +94,14 @@ counted as (
         coalesce(outcomes.cells_nulled_unreliable, 0) as cells_nulled_unreliable,
         coalesce(outcomes.cells_nulled_not_a_number, 0) as cells_nulled_not_a_number,
         coalesce(outcomes.cells_kept, 0) as cells_kept,
-        case when files.load_status in ('loaded', 'partial') then files.blank_data_lines else 0 end
-            as blank_lines,
-        case when files.load_status in ('loaded', 'partial') then files.rows_read else 0 end
-            as rows_read,
+        -- a file set aside whole puts all its lines after the header there
+        case when files.was_read then files.blank_data_lines else 0 end as blank_lines,
+        case when files.was_read then files.rows_read else 0 end as rows_read,
+        case when files.was_read then files.continuation_lines else 0 end as continuation_lines,
+        case when files.was_read then files.rows_rejected else 0 end as rows_rejected,
+        case when files.was_read then files.lines_swallowed else 0 end as lines_swallowed,
         case
-            when files.load_status in ('loaded', 'partial') then files.continuation_lines else 0
-        end as continuation_lines,
-        case when files.load_status in ('loaded', 'partial') then files.rows_rejected else 0 end
-            as rows_rejected,
-        case when files.load_status in ('loaded', 'partial') then files.lines_swallowed else 0 end
-            as lines_swallowed,
-        case
-            when files.load_status in ('loaded', 'partial') then 0
+            when files.was_read then 0
             else greatest(files.physical_lines - coalesce(files.header_line, 0), 0)
         end as lines_set_aside
     from files

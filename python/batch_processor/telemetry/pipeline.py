@@ -80,17 +80,23 @@ class BatchFailedError(RunFailedError):
         self.report_path = report_path
 
 
+def _unbalanced(accounting: dict[str, Any] | None) -> str:
+    """The files whose ledger does not add up, as a sentence; empty when all do."""
+    files = accounting["ledger"]["totals"]["unbalanced_files"] if accounting else []
+    if not files:
+        return ""
+    return (
+        "the ledger does not balance for " + ", ".join(files) + ": lines or cells are "
+        "unaccounted for (see the batch report's ledger)"
+    )
+
+
 def _require_balanced(accounting: dict[str, Any] | None) -> dict[str, Any]:
     """A batch whose ledger does not add up has lost something: it is not committed."""
     if accounting is None:
         raise RunFailedError("the batch's ledger was not built: nothing can prove nothing was lost")
-    totals = accounting["ledger"]["totals"]
-    if not totals["balanced"]:
-        raise RunFailedError(
-            "the ledger does not balance for "
-            + ", ".join(totals["unbalanced_files"])
-            + ": lines or cells are unaccounted for (see the batch report's ledger)"
-        )
+    if unbalanced := _unbalanced(accounting):
+        raise RunFailedError(unbalanced)
     return accounting
 
 
@@ -141,7 +147,7 @@ def run_telemetry(
                     f"{input_dir})"
                 )
 
-            if rebuild_all:
+            if rebuild_all:  # every partition is left to rebuild, even if this run is killed
                 queue_full_rebuild(config.warehouse)
             step = time.monotonic()
             target_path = paths.root / "_dbt" / result.batch_id
@@ -149,10 +155,7 @@ def run_telemetry(
                 ["build", "--select", DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])],
                 warehouse=config.warehouse,
                 target_path=target_path,
-                dbt_vars={
-                    **config.dbt_vars(paths.staging_root),
-                    **({"telemetry_rebuild_all": True} if rebuild_all else {}),
-                },
+                dbt_vars=config.dbt_vars(paths.staging_root),
                 memory_limit_mb=config.memory_limit_mb,
             )
             result.timings["dbt_build_s"] = time.monotonic() - step
@@ -164,26 +167,14 @@ def run_telemetry(
                     "failing_nodes": result.dbt.failure_records(),
                     "error": result.dbt.error,
                 }
-                unbalanced = (
-                    result.accounting["ledger"]["totals"]["unbalanced_files"]
-                    if result.accounting
-                    else []
-                )
-                hint = ""
+                notes = [f"dbt build failed: {result.dbt.failure_summary()}"]
+                notes.append(_unbalanced(result.accounting))
                 if "out of sync" in f"{result.dbt.failure_summary()} {result.dbt.error}":
-                    hint = (
-                        "; the warehouse holds marts of an older schema: run once with "
+                    notes.append(
+                        "the warehouse holds marts of an older schema: run once with "
                         "--rebuild-all to republish the dataset in the current one"
                     )
-                raise RunFailedError(
-                    f"dbt build failed: {result.dbt.failure_summary()}"
-                    + (
-                        "; the ledger does not balance for " + ", ".join(unbalanced)
-                        if unbalanced
-                        else ""
-                    )
-                    + hint
-                )
+                raise RunFailedError("; ".join(note for note in notes if note))
             accounting = _require_balanced(result.accounting)
 
             step = time.monotonic()
