@@ -16,6 +16,8 @@ import pytest
 from batch_processor.products.generator import generate_products_export
 from batch_processor.products.sync import FAIL_BATCH_ENV, KILL_AFTER_BATCHES_ENV, sync_products
 
+from .conftest import require_shared
+
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 CLI = str(Path(sys.executable).parent / "batch-processor")
 
@@ -266,8 +268,9 @@ def test_bad_export_files_are_set_aside_with_a_reason(tmp_path: Path) -> None:
     assert result.error is None and result.total("rows") == 50
 
 
+@pytest.mark.shared_data
 def test_the_jaffle_shop_catalogue_mapped_to_the_staging_shape(tmp_path: Path) -> None:
-    source = SHARED / "jaffle-shop-products" / "raw_products.csv"
+    source = require_shared(SHARED / "jaffle-shop-products" / "raw_products.csv")
     folder = tmp_path / "in"
     folder.mkdir()
     con = duckdb.connect()
