@@ -35,6 +35,7 @@ def _telemetry_generate(args: argparse.Namespace) -> int:
         files_per_day=args.files_per_day,
         malformed_files=not args.no_malformed,
         start=datetime.combine(args.start, datetime.min.time(), tzinfo=UTC),
+        site_ids=args.site_id,
     )
     print(
         f"generated {batch.files} files ({batch.rows:,} rows, {batch.bytes / 1e6:.1f} MB) "
@@ -164,7 +165,8 @@ def _print_accounting(accounting: dict[str, Any]) -> None:
         first = conflicts["first"][0]
         print(
             f"  conflicting duplicates inside files: {conflicts['count']:,} cell(s), the last "
-            f"line won (first: {first['file']} lines {first['lines']} {first['point_id']} "
+            f"line won (first: {first['file']} lines {first['lines']} "
+            f"{first['device_id']}.{first['point_id']} "
             f"values {first['values']})"
         )
     gaps = accounting["gaps"]
@@ -206,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--out", type=Path, required=True, help="folder to write into")
     gen.add_argument("--sites", type=int, default=2, help="number of sites (from the sites seed)")
+    gen.add_argument(
+        "--site-id",
+        action="append",
+        metavar="SITE",
+        help="generate this site of the sites seed (repeatable; overrides --sites)",
+    )
     gen.add_argument("--days", type=int, default=2, help="days of data per site")
     gen.add_argument("--seed", type=int, default=42, help="random seed; same seed, same files")
     gen.add_argument(

@@ -75,27 +75,51 @@ def dbt_nodes(target_path: Path, con: duckdb.DuckDBPyConnection) -> list[dict[st
 
 
 def parquet_schema(path: Path) -> dict[str, str]:
-    """Column -> Parquet type of one file, e.g. ``INT64 TIMESTAMP(MICROS, UTC)``."""
+    """Top-level column -> Parquet type of one file, e.g. ``INT64 TIMESTAMP(MICROS, UTC)``,
+    ``DOUBLE``, ``LIST<STRING>``; a nested column in full, e.g.
+    ``LIST<STRUCT<device_id STRING, value DOUBLE, quality_flags LIST<STRING>>>``, so that a
+    change inside a struct changes the schema (and its hash) too."""
     con = duckdb.connect()
     try:
         rows = con.execute(
-            "select name, type, converted_type, logical_type from parquet_schema($p)",
+            "select name, type, converted_type, logical_type, num_children from parquet_schema($p)",
             {"p": str(path)},
         ).fetchall()
     finally:
         con.close()
+
+    def leaf(physical: object, converted: object, logical: object, nested: bool) -> str:
+        if logical and "Timestamp" in str(logical):
+            unit = "MICROS" if "MICROS=MicroSeconds" in str(logical) else "NANOS"
+            utc = "UTC" if "isAdjustedToUTC=1" in str(logical) else "local"
+            return f"{physical} TIMESTAMP({unit}, {utc})"
+        if nested and converted == "UTF8":
+            return "STRING"
+        return str(physical)
+
+    def node(index: int, nested: bool) -> tuple[str, int]:
+        """(type of the node at ``index``, index of the node after its subtree)."""
+        _, physical, converted, logical, children = rows[index]
+        if not children:
+            return leaf(physical, converted, logical, nested), index + 1
+        parts: list[tuple[str, str]] = []
+        following = index + 1
+        for _ in range(int(children)):
+            name = str(rows[following][0])
+            kind, following = node(following, True)
+            parts.append((name, kind))
+        if converted == "LIST":  # LIST -> repeated group "list" -> "element"
+            inner = parts[0][1]
+            return f"LIST<{inner}>", following
+        if len(parts) == 1 and index > 0 and rows[index][0] == "list":
+            return parts[0][1], following
+        return "STRUCT<" + ", ".join(f"{n} {k}" for n, k in parts) + ">", following
+
     schema: dict[str, str] = {}
-    for name, physical, converted, logical in rows[1:]:  # row 0 is the schema root
-        if name in ("list", "element"):
-            continue
-        if converted == "LIST":
-            schema[name] = "LIST<STRING>"
-        elif logical and "Timestamp" in logical:
-            unit = "MICROS" if "MICROS=MicroSeconds" in logical else "NANOS"
-            utc = "UTC" if "isAdjustedToUTC=1" in logical else "local"
-            schema[name] = f"{physical} TIMESTAMP({unit}, {utc})"
-        else:
-            schema[name] = str(physical)
+    following = 1  # row 0 is the schema root
+    while following < len(rows):
+        name = str(rows[following][0])
+        schema[name], following = node(following, False)
     return schema
 
 

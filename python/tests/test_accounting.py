@@ -110,7 +110,7 @@ def test_a_narrow_file_never_erases_a_wide_files_channels(tmp_path: Path) -> Non
     expected = dataset(tmp_path / "out_alone", channels)
     assert sum(1 for row in expected if row[1] is not None) > 200
     assert dataset(tmp_path / "out_both", channels) == expected
-    fans = dataset(tmp_path / "out_both", "tower_fan_a_power_kw, tower_fan_a_speed_frac")
+    fans = dataset(tmp_path / "out_both", "tower_fan_power_kw, tower_fan_speed_frac")
     assert {row for row in fans if row[0] is not None} == {(9.5, 0.8)}
     report = report_of(result)
     assert_balanced(report)

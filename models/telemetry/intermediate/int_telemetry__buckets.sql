@@ -1,26 +1,49 @@
 {{ config(materialized='table') }}
 -- depends_on: {{ ref('telemetry_points') }}
 
-{#- One row per site and bucket, every point as a column (NULL where the site does not map it
-    or no valid sample arrived), with the bucket's coverage and the operating state the
-    physics flags are gated on: running (status, else power > a share of rated, else load)
-    and steady (chilled-water supply temperature moved less than a limit over a window). #}
+{#- One row per site and bucket, every point as a site-level column: the site's devices of the
+    point's type combined as the points seed says (sum of power and flow, mean of
+    temperatures and speeds, max of status), NULL where the site does not map the point or
+    any of its devices of that type has no valid value in the bucket (a missing fan never
+    reads as a lower total). With the bucket's coverage (the lowest over the required points
+    of every device) and whether any chiller of the site runs. Per-device values are in
+    int_telemetry__point_buckets and the per-chiller state in int_telemetry__chiller_buckets. #}
 with
 
 point_buckets as (
     select * from {{ ref('int_telemetry__point_buckets') }}
 ),
 
+chiller_buckets as (
+    select
+        site_id,
+        bucket_start,
+        bool_or(chiller_running) as chiller_running
+    from {{ ref('int_telemetry__chiller_buckets') }}
+    group by site_id, bucket_start
+),
+
 sites as (
-    select * from {{ ref('telemetry_sites') }}
+    select
+        site_id,
+        raw_interval_s
+    from {{ ref('telemetry_sites') }}
 ),
 
 pivoted as (
     select
         site_id,
         bucket_start,
-        {% for point_id, column_name in telemetry_points() -%}
-            max(value) filter (where point_id = '{{ point_id }}') as {{ point_id }},
+        -- ordered, so that a rerun combines the devices in the same order (bit-identical sums)
+        {% for point_id, column_name, site_aggregate in telemetry_points() -%}
+            case
+                when
+                    count(value) filter (where point_id = '{{ point_id }}')
+                    = count(*) filter (where point_id = '{{ point_id }}')
+                    then
+                        {{ site_aggregate }}(value order by device_id)
+                        filter (where point_id = '{{ point_id }}')
+            end as {{ point_id }},
         {% endfor -%}
         max(n_samples) as sample_count,
         cast(sum(n_conflicting) as bigint) as conflicting_cells,
@@ -30,40 +53,18 @@ pivoted as (
     group by site_id, bucket_start
 ),
 
-with_state as (
-    select
-        pivoted.*,
-        sites.raw_interval_s,
-        coalesce(pivoted.required_coverage, pivoted.any_point_coverage) as coverage,
-        case
-            when pivoted.chiller_status is not null then pivoted.chiller_status >= 0.5
-            else
-                coalesce(
-                    pivoted.chiller_power
-                    > {{ var('telemetry_running_power_fraction') }} * sites.chiller_rated_kw,
-                    false
-                )
-                or coalesce(pivoted.chiller_load >= {{ var('telemetry_running_min_load') }}, false)
-        end as chiller_running
-    from pivoted
-    inner join sites on pivoted.site_id = sites.site_id
-),
-
 final as (
     select
-        *,
-        coalesce(
-            max(chw_supply_temp) over steady_window - min(chw_supply_temp) over steady_window
-            < {{ var('telemetry_steady_max_delta_k') }},
-            false
-        ) as chiller_steady
-    from with_state
-    window steady_window as (
-        partition by site_id
-        order by bucket_start
-        range between interval '{{ var("telemetry_steady_window_minutes") }} minutes' preceding
-        and current row
-    )
+        pivoted.* exclude (pivoted.required_coverage, pivoted.any_point_coverage),
+        sites.raw_interval_s,
+        coalesce(pivoted.required_coverage, pivoted.any_point_coverage) as coverage,
+        coalesce(chiller_buckets.chiller_running, false) as chiller_running
+    from pivoted
+    inner join sites on pivoted.site_id = sites.site_id
+    left join chiller_buckets
+        on
+            pivoted.site_id = chiller_buckets.site_id
+            and pivoted.bucket_start = chiller_buckets.bucket_start
 )
 
 select * from final

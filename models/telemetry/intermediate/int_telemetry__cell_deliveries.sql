@@ -8,7 +8,7 @@
          value `conflict_lost` (and the winning cell is marked `has_file_conflict`). Distinct
          reading times that fall on the same sample time are distinct readings, averaged into
          the bucket as before.
-      2. Across deliveries of a sample (site, sample time, point) by several files, in this
+      2. Across deliveries of a sample (site, sample time, device, point) by several files, in this
          batch or earlier ones: a valid value beats an invalid one (a sentinel, `???` or
          out-of-range value never erases a measurement, as a blank never does), then the
          latest batch wins (arrival order), then the file modified last, then the greatest
@@ -61,9 +61,10 @@ shared_keys as (
     select
         site_id,
         sample_at,
+        device_id,
         point_id
     from in_scope
-    group by site_id, sample_at, point_id
+    group by site_id, sample_at, device_id, point_id
     having count(*) > 1
 ),
 
@@ -81,6 +82,7 @@ single as (
         on
             in_scope.site_id = k.site_id
             and in_scope.sample_at = k.sample_at
+            and in_scope.device_id = k.device_id
             and in_scope.point_id = k.point_id
 ),
 
@@ -91,6 +93,7 @@ shared as (
         on
             in_scope.site_id = k.site_id
             and in_scope.sample_at = k.sample_at
+            and in_scope.device_id = k.device_id
             and in_scope.point_id = k.point_id
 ),
 
@@ -101,11 +104,11 @@ within_file as (
         row_number() over same_reading as rank_in_file,
         first_value(raw_value) over same_reading as file_winner_value,
         count(distinct raw_value) over (
-            partition by batch_id, file_id, site_id, reading_at, point_id
+            partition by batch_id, file_id, site_id, reading_at, device_id, point_id
         ) > 1 as has_file_conflict
     from shared
     window same_reading as (
-        partition by batch_id, file_id, site_id, reading_at, point_id
+        partition by batch_id, file_id, site_id, reading_at, device_id, point_id
         order by source_line desc
     )
 ),
@@ -135,7 +138,7 @@ across_deliveries as (
         first_value(source_file) over same_sample as winning_source_file,
         -- the value the winner delivered for the same reading time (own value if none)
         first_value(raw_value) over (
-            partition by site_id, point_id, reading_at
+            partition by site_id, device_id, point_id, reading_at
             order by
                 invalid_reason is not null, loaded_at desc, modified_at desc,
                 relative_path desc, batch_id desc, file_id desc
@@ -143,7 +146,7 @@ across_deliveries as (
     from within_file
     where rank_in_file = 1
     window same_sample as (
-        partition by site_id, sample_at, point_id
+        partition by site_id, sample_at, device_id, point_id
         order by
             invalid_reason is not null, loaded_at desc, modified_at desc,
             relative_path desc, batch_id desc, file_id desc

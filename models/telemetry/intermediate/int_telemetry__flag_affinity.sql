@@ -1,46 +1,52 @@
-{#- AFFINITY_VIOLATION (domain reference §2.3) for each VFD device (pumps and tower fans),
+{#- AFFINITY_VIOLATION (domain reference §2.3) for each VFD device of the seeds (every pump
+    and tower fan of telemetry_devices whose speed and power are mapped),
     with speed fraction s and power P against P_ref = the device's rated power (s_ref = 1):
       R1 dead drive   — commanded on, s ≥ min speed, P ≤ a small share of P_ref;
       R2 ghost power  — s ≈ 0 but P ≥ a share of P_ref;
       R3 cube law     — within the speed band, |P / (P_ref · s³) − 1| > tol_P.
     A relative residual, not a fitted exponent (unstable near s = 1). -#}
-{%- set devices = [
-    ('chw_pump', 'chw_pump_speed', 'chw_pump_power', 'chw_pump_status', 'chw_pump_rated_kw'),
-    ('cdw_pump', 'cdw_pump_speed', 'cdw_pump_power', 'cdw_pump_status', 'cdw_pump_rated_kw'),
-    ('tower_fan_a', 'tower_fan_a_speed', 'tower_fan_a_power', 'null', 'tower_fan_rated_kw'),
-    ('tower_fan_b', 'tower_fan_b_speed', 'tower_fan_b_power', 'null', 'tower_fan_rated_kw'),
-] %}
 with
 
-buckets as (
-    select * from {{ ref('int_telemetry__buckets') }}
+point_buckets as (
+    select * from {{ ref('int_telemetry__point_buckets') }}
 ),
 
-sites as (
-    select * from {{ ref('telemetry_sites') }}
+points as (
+    select
+        point_id,
+        device_role
+    from {{ ref('telemetry_points') }}
+    where device_role in ('speed', 'power', 'status')
 ),
 
+devices as (
+    select * from {{ ref('telemetry_devices') }}
+),
+
+-- every device of the seeds that reports both a speed and a power (pumps, tower fans)
 device_buckets as (
-    {% for device, speed, power, status, rating in devices %}
-        select
-            buckets.site_id,
-            buckets.bucket_start,
-            '{{ device }}' as device,
-            '{{ speed }}' as speed_channel,
-            '{{ power }}' as power_channel,
-            buckets.{{ speed }} as speed,
-            buckets.{{ power }} as power_kw,
-            {% if status == 'null' -%}
-                cast(null as double) as status,
-            {%- else -%}
-                buckets.{{ status }} as status,
-            {%- endif %}
-            sites.{{ rating }} as reference_kw
-        from buckets
-        inner join sites on buckets.site_id = sites.site_id
-        where buckets.{{ speed }} is not null and buckets.{{ power }} is not null
-        {% if not loop.last %}union all{% endif %}
-    {% endfor %}
+    select
+        point_buckets.site_id,
+        point_buckets.device_id,
+        point_buckets.bucket_start,
+        max(point_buckets.value) filter (where points.device_role = 'speed') as speed,
+        max(point_buckets.value) filter (where points.device_role = 'power') as power_kw,
+        max(point_buckets.value) filter (where points.device_role = 'status') as status,
+        any_value(point_buckets.point_id) filter (where points.device_role = 'speed')
+            as speed_point,
+        any_value(point_buckets.point_id) filter (where points.device_role = 'power')
+            as power_point,
+        any_value(devices.rated_kw) as reference_kw
+    from point_buckets
+    inner join points on point_buckets.point_id = points.point_id
+    inner join devices
+        on
+            point_buckets.site_id = devices.site_id
+            and point_buckets.device_id = devices.device_id
+    group by point_buckets.site_id, point_buckets.device_id, point_buckets.bucket_start
+    having
+        max(point_buckets.value) filter (where points.device_role = 'speed') is not null
+        and max(point_buckets.value) filter (where points.device_role = 'power') is not null
 ),
 
 rules as (
@@ -71,7 +77,9 @@ select
     site_id,
     bucket_start,
     'AFFINITY_VIOLATION' as flag,
-    device as channel,
+    device_id,
+    cast(null as varchar) as point_id,
+    device_id as channel,
     rule,
     power_kw as observed_value,
     case
@@ -85,6 +93,6 @@ select
         'speed {:.3f}, power {:.2f} kW, cube-law expectation {:.2f} kW (P_ref {:.1f} kW)',
         speed, power_kw, reference_kw * power(speed, 3), reference_kw
     ) as detail,
-    [speed_channel, power_channel] as input_channels
+    [device_id || '.' || speed_point, device_id || '.' || power_point] as input_channels
 from rules
 where rule is not null

@@ -1,7 +1,8 @@
 {#- FROZEN (domain reference §2.1, after SaQC flagConstants): a run of consecutive non-null
     buckets whose max − min stays within the point's tolerance for at least its minimum
-    length. Runs are built from bucket-to-bucket steps within the tolerance; for points that
-    need it, only buckets where the chiller runs count, so off-state plateaus (0 kW for days)
+    length, per device and point. Runs are built from bucket-to-bucket steps within the
+    tolerance; for points that need it, only buckets where the chiller runs count (the point's
+    own chiller for a chiller's point, any chiller of the site for a pump, fan or plant point), so off-state plateaus (0 kW for days)
     are not FROZEN, and a run pinned at zero is a physical limit, not a stuck sensor. -#}
 with
 
@@ -17,6 +18,15 @@ buckets as (
     from {{ ref('int_telemetry__buckets') }}
 ),
 
+chiller_buckets as (
+    select
+        site_id,
+        device_id,
+        bucket_start,
+        chiller_running
+    from {{ ref('int_telemetry__chiller_buckets') }}
+),
+
 points as (
     select * from {{ ref('telemetry_points') }}
     where frozen_tolerance is not null
@@ -25,6 +35,7 @@ points as (
 candidates as (
     select
         point_buckets.site_id,
+        point_buckets.device_id,
         point_buckets.point_id,
         point_buckets.bucket_start,
         point_buckets.value,
@@ -36,7 +47,10 @@ candidates as (
         end as tolerance,
         (
             point_buckets.value is not null
-            and (not points.frozen_requires_running or buckets.chiller_running)
+            and (
+                not points.frozen_requires_running
+                or coalesce(chiller_buckets.chiller_running, buckets.chiller_running)
+            )
         ) as eligible
     from point_buckets
     inner join points on point_buckets.point_id = points.point_id
@@ -44,6 +58,11 @@ candidates as (
         on
             point_buckets.site_id = buckets.site_id
             and point_buckets.bucket_start = buckets.bucket_start
+    left join chiller_buckets
+        on
+            point_buckets.site_id = chiller_buckets.site_id
+            and point_buckets.device_id = chiller_buckets.device_id
+            and point_buckets.bucket_start = chiller_buckets.bucket_start
 ),
 
 steps as (
@@ -56,14 +75,14 @@ steps as (
             else 0
         end as starts_run
     from candidates
-    window point_series as (partition by site_id, point_id order by bucket_start)
+    window point_series as (partition by site_id, device_id, point_id order by bucket_start)
 ),
 
 runs as (
     select
         *,
         sum(starts_run) over (
-            partition by site_id, point_id order by bucket_start rows unbounded preceding
+            partition by site_id, device_id, point_id order by bucket_start rows unbounded preceding
         ) as run_id
     from steps
 ),
@@ -71,6 +90,7 @@ runs as (
 run_extent as (
     select
         site_id,
+        device_id,
         point_id,
         run_id,
         count(*) as run_buckets,
@@ -80,7 +100,7 @@ run_extent as (
         any_value(frozen_min_minutes) as frozen_min_minutes
     from runs
     where eligible
-    group by site_id, point_id, run_id
+    group by site_id, device_id, point_id, run_id
 ),
 
 frozen_runs as (
@@ -96,7 +116,9 @@ select
     runs.site_id,
     runs.bucket_start,
     'FROZEN' as flag,
-    runs.point_id as channel,
+    runs.device_id,
+    runs.point_id,
+    runs.device_id || '.' || runs.point_id as channel,
     'constant_run' as rule,
     runs.value as observed_value,
     frozen_runs.tolerance as threshold,
@@ -107,11 +129,12 @@ select
         frozen_runs.run_spread,
         frozen_runs.frozen_min_minutes
     ) as detail,
-    [runs.point_id] as input_channels
+    [runs.device_id || '.' || runs.point_id] as input_channels
 from runs
 inner join frozen_runs
     on
         runs.site_id = frozen_runs.site_id
+        and runs.device_id = frozen_runs.device_id
         and runs.point_id = frozen_runs.point_id
         and runs.run_id = frozen_runs.run_id
 where runs.eligible

@@ -26,6 +26,8 @@ select
     site_id,
     bucket_start,
     'INSUFFICIENT_DATA' as flag,
+    cast(null as varchar) as device_id,
+    cast(null as varchar) as point_id,
     'bucket' as channel,
     case when sample_count = 0 then 'empty_bucket' else 'low_coverage' end as rule,
     coverage as observed_value,

@@ -1,7 +1,8 @@
 {#- OUTLIER, in layers (domain reference §2.4): (1) sentinels, NaN/inf, text and the `???`
     marker, (2) physical range limits, both found per raw sample (the value was nulled);
     (3) the rolling modified z-score |0.6745 (x − median) / max(MAD, resolution)| > z over a
-    centred window, per site, point and running state. The point's resolution (seed) guards
+    centred window, per site, device, point and running state (the device's own
+    chiller for a chiller's point, any chiller of the site otherwise). The point's resolution (seed) guards
     MAD = 0 on plateaus; FROZEN buckets are kept out of the window (a stuck stretch would
     shrink the MAD and make normal values look extreme). The window must be near-symmetric,
     each side holding at least telemetry_mad_min_side_share of a half-window: at the edge of
@@ -24,6 +25,15 @@ buckets as (
     from {{ ref('int_telemetry__buckets') }}
 ),
 
+chiller_buckets as (
+    select
+        site_id,
+        device_id,
+        bucket_start,
+        chiller_running
+    from {{ ref('int_telemetry__chiller_buckets') }}
+),
+
 points as (
     select
         point_id,
@@ -36,7 +46,8 @@ frozen as (
     select
         site_id,
         bucket_start,
-        channel
+        device_id,
+        point_id
     from {{ ref('int_telemetry__flag_frozen') }}
 ),
 
@@ -44,6 +55,7 @@ invalid_reasons as (
     select
         site_id,
         bucket_start,
+        device_id,
         point_id,
         n_invalid,
         n_samples,
@@ -59,7 +71,8 @@ invalid_samples as (
     select
         site_id,
         bucket_start,
-        point_id as channel,
+        device_id,
+        point_id,
         invalid_reason as rule,
         case
             when invalid_reason like '%range' then out_of_range_value
@@ -76,21 +89,29 @@ robust_inputs as (
     select
         point_buckets.site_id,
         point_buckets.bucket_start,
+        point_buckets.device_id,
         point_buckets.point_id,
         point_buckets.value,
         points.mad_resolution,
-        point_buckets.channel_class = 'weather' or buckets.chiller_running as window_state
+        point_buckets.channel_class = 'weather'
+        or coalesce(chiller_buckets.chiller_running, buckets.chiller_running) as window_state
     from point_buckets
     inner join buckets
         on
             point_buckets.site_id = buckets.site_id
             and point_buckets.bucket_start = buckets.bucket_start
+    left join chiller_buckets
+        on
+            point_buckets.site_id = chiller_buckets.site_id
+            and point_buckets.device_id = chiller_buckets.device_id
+            and point_buckets.bucket_start = chiller_buckets.bucket_start
     inner join points on point_buckets.point_id = points.point_id
     anti join frozen
         on
             point_buckets.site_id = frozen.site_id
             and point_buckets.bucket_start = frozen.bucket_start
-            and point_buckets.point_id = frozen.channel
+            and point_buckets.device_id = frozen.device_id
+            and point_buckets.point_id = frozen.point_id
     where points.mad_check and point_buckets.value is not null
 ),
 
@@ -105,21 +126,21 @@ robust_stats as (
     from robust_inputs
     window
         robust_window as (
-            partition by site_id, point_id, window_state
+            partition by site_id, device_id, point_id, window_state
             order by bucket_start
             range between
             interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' preceding
             and interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' following
         ),
         window_before as (
-            partition by site_id, point_id, window_state
+            partition by site_id, device_id, point_id, window_state
             order by bucket_start
             range between
             interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' preceding
             and current row
         ),
         window_after as (
-            partition by site_id, point_id, window_state
+            partition by site_id, device_id, point_id, window_state
             order by bucket_start
             range between
             current row
@@ -131,7 +152,8 @@ robust_outliers as (
     select
         site_id,
         bucket_start,
-        point_id as channel,
+        device_id,
+        point_id,
         'mad' as rule,
         value as observed_value,
         {{ var('telemetry_mad_z') }} as threshold,
@@ -160,10 +182,12 @@ select
     site_id,
     bucket_start,
     'OUTLIER' as flag,
-    channel,
+    device_id,
+    point_id,
+    device_id || '.' || point_id as channel,
     rule,
     observed_value,
     threshold,
     detail,
-    [channel] as input_channels
+    [device_id || '.' || point_id] as input_channels
 from unioned

@@ -1,6 +1,7 @@
 {{ config(materialized='table') }}
 
-{#- One row per site, resample bucket and mapped point, over each site's time range: empty
+{#- One row per site, resample bucket, device and mapped point (every (device, point) pair of
+    the point map), over each site's time range: empty
     buckets exist (n_samples = 0) so that gaps are visible. A gap longer than
     telemetry_max_gap_fill_hours (the site was not reporting, or two deliveries years apart)
     splits the range into segments instead of filling it with empty rows. `value` is the mean of the
@@ -21,7 +22,9 @@ sites as (
 site_points as (
     select
         point_map.site_id,
+        point_map.device_id,
         point_map.point_id,
+        points.device_type,
         points.channel_class,
         points.required_for_coverage
     from {{ ref('telemetry_point_map') }} as point_map
@@ -88,6 +91,7 @@ aggregated as (
     select
         site_id,
         bucket_start,
+        device_id,
         point_id,
         -- ordered, so that a rerun sums in the same order and gives bit-identical means
         avg(value_si order by sample_at) as value,
@@ -102,13 +106,15 @@ aggregated as (
         max(out_of_range_value) as out_of_range_value,
         max(violated_limit) as violated_limit
     from bucketed
-    group by site_id, bucket_start, point_id
+    group by site_id, bucket_start, device_id, point_id
 ),
 
 joined as (
     select
         spine.site_id,
         spine.bucket_start,
+        site_points.device_id,
+        site_points.device_type,
         site_points.point_id,
         site_points.channel_class,
         site_points.required_for_coverage,
@@ -129,6 +135,7 @@ joined as (
         on
             spine.site_id = aggregated.site_id
             and spine.bucket_start = aggregated.bucket_start
+            and site_points.device_id = aggregated.device_id
             and site_points.point_id = aggregated.point_id
 ),
 

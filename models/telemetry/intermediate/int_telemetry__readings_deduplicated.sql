@@ -1,4 +1,4 @@
-{#- The readings that count: per (site, sample time, point) the one cell the merge kept
+{#- The readings that count: per (site, sample time, device, point) the one cell the merge kept
     (int_telemetry__cell_deliveries: last line in a file, then the latest batch, file
     modification time, relative path), valid or nulled. -#}
 with
@@ -11,6 +11,7 @@ cells as (
 final as (
     select
         site_id,
+        device_id,
         point_id,
         channel_class,
         sample_at,

@@ -1,6 +1,6 @@
 {#- Every mapped data cell in SI units, snapped to the site's raw grid, with why it is not a
     valid measurement when it is not: a sentinel code, NaN/inf or text, the `???` marker, or a
-    value outside the point's physical range. Invalid values become NULL here; the reason is
+    value outside the point's physical range (limits scaled by its own device's rating). Invalid values become NULL here; the reason is
     kept for the OUTLIER flag. -#}
 with
 
@@ -22,20 +22,22 @@ sites as (
     select * from {{ ref('telemetry_sites') }}
 ),
 
-site_ratings as (
+devices as (
+    select * from {{ ref('telemetry_devices') }}
+),
+
+device_ratings as (
     unpivot (
         select
             site_id,
-            chiller_rated_kw,
-            chiller_rated_cooling_kw,
-            chw_pump_rated_kw,
-            cdw_pump_rated_kw,
-            tower_fan_rated_kw,
+            device_id,
+            rated_kw,
+            rated_cooling_kw,
             design_chw_flow_m3_s,
             design_cdw_flow_m3_s
-        from sites
+        from devices
     )
-    on columns(* exclude (site_id))
+    on columns(* exclude (site_id, device_id))
     into name rating value rating_value
 ),
 
@@ -54,6 +56,7 @@ sentinels as (
 converted as (
     select
         readings.site_id,
+        readings.device_id,
         readings.point_id,
         points.channel_class,
         readings.reading_at,
@@ -86,8 +89,11 @@ converted as (
         on readings.site_id = point_map.site_id and readings.raw_column = point_map.raw_column
     inner join conversions on point_map.raw_unit = conversions.raw_unit
     inner join files on readings.file_id = files.file_id
-    left join site_ratings as ratings
-        on readings.site_id = ratings.site_id and points.range_rating = ratings.rating
+    left join device_ratings as ratings
+        on
+            readings.site_id = ratings.site_id
+            and readings.device_id = ratings.device_id
+            and points.range_rating = ratings.rating
     left join sentinels on readings.reading_value = sentinels.sentinel_value
 ),
 
@@ -112,6 +118,7 @@ validated as (
 final as (
     select
         site_id,
+        device_id,
         point_id,
         channel_class,
         sample_at,

@@ -89,6 +89,8 @@ final as (
         kept.site_id,
         kept.bucket_start as timestamp,
         kept.flag,
+        kept.device_id,
+        kept.point_id,
         kept.channel,
         kept.rule,
         kept.observed_value,

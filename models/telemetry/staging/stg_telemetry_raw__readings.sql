@@ -3,7 +3,7 @@
 {#- A table, not a view: a batch is tens of millions of cells, and the timestamp parsing must
     run once, not once per consumer and test.
     One row per raw cell of the batch, typed: the timestamp with its offset or the site's
-    zone, the value as a double, the canonical point it maps to (NULL when unmapped), and what
+    zone, the value as a double, the device and canonical point it maps to (NULL when unmapped), and what
     kind of source row it came from. -#}
 with
 
@@ -31,6 +31,7 @@ point_map as (
     select
         site_id,
         raw_column,
+        device_id,
         point_id,
         raw_unit
     from {{ ref('telemetry_point_map') }}
@@ -75,6 +76,7 @@ classified as (
         typed.source_file,
         typed.source_line,
         typed.raw_column,
+        point_map.device_id,
         point_map.point_id,
         point_map.raw_unit,
         typed.raw_timestamp,

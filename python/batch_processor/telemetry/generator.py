@@ -20,6 +20,7 @@ from pathlib import Path
 from batch_processor.db import connect
 from batch_processor.errors import ConfigError
 from batch_processor.paths import (
+    TELEMETRY_DEVICES_SEED,
     TELEMETRY_POINT_MAP_SEED,
     TELEMETRY_POINTS_SEED,
     TELEMETRY_SITES_SEED,
@@ -32,8 +33,9 @@ GROUND_TRUTH_FILE = "_ground_truth.csv"  # leading "_": not picked up as input
 BUCKET_SECONDS = 300
 DEFAULT_START = datetime(2025, 6, 1, tzinfo=UTC)  # in the past: the contract refuses the future
 
-# Injected faults, per site and day, as (kind, local start hour, minutes, channel, flag).
-# The hours fall inside the daily running period (06:00-22:00 local).
+# Injected faults, per site and day, as (kind, local start hour, minutes, point, flag). The
+# hours fall inside the daily running period (06:00-22:00 local); each fault hits one device,
+# rotating over the site's chillers or drives by day (the ground truth names it).
 FAULTS: list[tuple[str, float, int, str, str]] = [
     ("stuck_sensor", 9.0, 120, "chw_supply_temp", "FROZEN"),
     ("heat_balance_break", 12.0, 60, "cdw_return_temp", "HEAT_IMBALANCE"),
@@ -46,12 +48,34 @@ SENTINELS = ("1e20", "-9999", "65535")
 
 
 @dataclass(frozen=True)
+class MappedColumn:
+    """A raw column of a site (seed telemetry_point_map) and how to write it."""
+
+    raw_column: str
+    device_id: str
+    point_id: str
+    raw_unit: str
+    scale: float
+    offset: float
+    per_hz: bool
+    base_hz: float
+
+    @property
+    def channel(self) -> str:
+        return f"{self.device_id}.{self.point_id}"
+
+
+@dataclass(frozen=True)
 class GeneratedBatch:
     out_dir: Path
     files: int
     rows: int
     bytes: int
     ground_truth: Path
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def _sql_string(value: str) -> str:
@@ -130,10 +154,8 @@ select
     cdw_pump_speed,
     case when running then 1 else 0 end as cdw_pump_status,
     $cdw_pump_kw * power(cdw_pump_speed, 3) * (1 + 0.01 * n3) as cdw_pump_power,
-    fan_speed as tower_fan_a_speed,
-    $fan_kw * power(fan_speed, 3) * (1 + 0.01 * n4) as tower_fan_a_power,
-    fan_speed as tower_fan_b_speed,
-    $fan_kw * power(fan_speed, 3) * (1 - 0.01 * n1) as tower_fan_b_power,
+    fan_speed as tower_fan_speed,
+    $fan_kw * power(fan_speed, 3) * (1 + 0.01 * n4) as tower_fan_power,
     oat_c as oat,
     oa_rh_pct as oa_rh,
     oa_wetbulb_c as oa_wetbulb,
@@ -141,7 +163,9 @@ select
 from plant
 """
 
-# Derived channels, after the faults that change their inputs were applied.
+# Derived channels of the reference devices (one of each type); the site totals scale them by
+# the sum of every device's size relative to the reference (e.g. $chillers = 1.8 for two
+# chillers of 1407 and 1125 kW cooling against a reference of 1407).
 _DERIVE_SQL = """
 create or replace temp table sim_full as
 select
@@ -152,9 +176,9 @@ select
         then (q_evap_kw + chiller_power) * 1000 / (998 * 4186 * cdw_flow) else 0.05 end
         as cdw_return_temp,
     least(1.0, chiller_power / $rated_kw) as chiller_load,
-    q_evap_kw as cooling_load,
-    chiller_power + chw_pump_power + cdw_pump_power + tower_fan_a_power + tower_fan_b_power
-        as plant_power,
+    q_evap_kw * $chillers as cooling_load,
+    chiller_power * $chillers + chw_pump_power * $chw_pumps + cdw_pump_power * $cdw_pumps
+        + tower_fan_power * $tower_fans as plant_power,
     case when q_evap_kw > 0 then chiller_power / q_evap_kw end as bms_efficiency
 from (
     select *, chw_supply_temp as chw_supply_temp_true from sim
@@ -176,6 +200,7 @@ class DemoGenerator:
         files_per_day: int = 4,
         start: datetime = DEFAULT_START,
         malformed_files: bool = True,
+        site_ids: list[str] | None = None,
     ) -> None:
         if days < 1:
             raise ConfigError("--days must be at least 1")
@@ -191,9 +216,9 @@ class DemoGenerator:
         self.start = start
         self.malformed_files = malformed_files
         self.con = connect(":memory:")
-        self.sites = self._sites(sites)
+        self.sites = self._sites(sites, site_ids)
 
-    def _sites(self, count: int) -> list[dict[str, object]]:
+    def _sites(self, count: int, site_ids: list[str] | None) -> list[dict[str, object]]:
         rows = self.con.execute(
             """
             select * from read_csv($path, header = true)
@@ -204,6 +229,15 @@ class DemoGenerator:
         )
         columns = [d[0] for d in rows.description]
         sites = [dict(zip(columns, row, strict=True)) for row in rows.fetchall()]
+        if site_ids:
+            known = {str(site["site_id"]) for site in sites}
+            unknown = [site_id for site_id in site_ids if site_id not in known]
+            if unknown:
+                raise ConfigError(
+                    f"--site-id {', '.join(unknown)}: not a site of {TELEMETRY_SITES_SEED} with "
+                    f"a demo_export_style (known: {', '.join(sorted(known))})"
+                )
+            return [site for site in sites if str(site["site_id"]) in site_ids]
         if count < 1 or count > len(sites):
             raise ConfigError(
                 f"--sites must be between 1 and {len(sites)}: the sites seed describes "
@@ -239,12 +273,49 @@ class DemoGenerator:
             return self.interval_minutes * 60
         return int(str(site["raw_interval_s"]))
 
+    def _devices(self, site_id: str) -> list[dict[str, object]]:
+        """The site's devices (seed telemetry_devices) with their size relative to the first
+        device of their type (rated cooling for chillers, rated power otherwise)."""
+        rows = self.con.execute(
+            """
+            select
+                *,
+                coalesce(
+                    coalesce(rated_cooling_kw, rated_kw) / first_value(
+                        coalesce(rated_cooling_kw, rated_kw)
+                    ) over (partition by device_type order by device_id),
+                    1.0
+                ) as size
+            from read_csv($path, header = true)
+            where site_id = $site
+            order by device_type, device_id
+            """,
+            {"path": str(TELEMETRY_DEVICES_SEED), "site": site_id},
+        )
+        columns = [d[0] for d in rows.description]
+        return [dict(zip(columns, row, strict=True)) for row in rows.fetchall()]
+
     def _generate_site(self, site: dict[str, object]) -> tuple[int, int]:
         site_id = str(site["site_id"])
         tz = str(site["timezone"])
         interval_s = self._interval_s(site)
         end = self.start + timedelta(days=self.days)
         base_oat = 29.0 if tz.startswith("Asia/") else 26.0
+        devices = self._devices(site_id)
+        first: dict[str, dict[str, object]] = {}
+        for device in devices:
+            first.setdefault(str(device["device_type"]), device)
+        if "chiller" not in first:
+            raise ConfigError(f"site {site_id}: {TELEMETRY_DEVICES_SEED} describes no chiller")
+
+        def rating(device_type: str, column: str) -> float:
+            device = first.get(device_type)
+            value = device.get(column) if device else None
+            return float(value) if isinstance(value, int | float) else 0.0
+
+        def total_size(device_type: str) -> float:
+            return sum(_number(d["size"]) for d in devices if d["device_type"] == device_type)
+
         self.con.execute(
             _SIMULATE_SQL,
             {
@@ -255,22 +326,54 @@ class DemoGenerator:
                 "seed": self.seed,
                 "site": site_id,
                 "base_oat": base_oat,
-                "rated_cooling_kw": site["chiller_rated_cooling_kw"],
-                "design_chw_flow": site["design_chw_flow_m3_s"],
-                "design_cdw_flow": site["design_cdw_flow_m3_s"],
-                "chw_pump_kw": site["chw_pump_rated_kw"] * 0.9,  # type: ignore[operator]
-                "cdw_pump_kw": site["cdw_pump_rated_kw"] * 0.9,  # type: ignore[operator]
-                "fan_kw": site["tower_fan_rated_kw"] * 0.9,  # type: ignore[operator]
+                "rated_cooling_kw": rating("chiller", "rated_cooling_kw"),
+                "design_chw_flow": rating("chiller", "design_chw_flow_m3_s"),
+                "design_cdw_flow": rating("chiller", "design_cdw_flow_m3_s"),
+                "chw_pump_kw": rating("chw_pump", "rated_kw") * 0.9,
+                "cdw_pump_kw": rating("cdw_pump", "rated_kw") * 0.9,
+                "fan_kw": rating("tower_fan", "rated_kw") * 0.9,
             },
         )
-        self.con.execute(_DERIVE_SQL, {"rated_kw": site["chiller_rated_kw"]})
+        self.con.execute(
+            _DERIVE_SQL,
+            {
+                "rated_kw": rating("chiller", "rated_kw"),
+                "chillers": total_size("chiller"),
+                "chw_pumps": total_size("chw_pump"),
+                "cdw_pumps": total_size("cdw_pump"),
+                "tower_fans": total_size("tower_fan"),
+            },
+        )
         mapping = self._point_map(site_id)
-        mapped = {point for _, point, *_ in mapping}
+        self._expand_devices(mapping, {str(d["device_id"]): _number(d["size"]) for d in devices})
         thin = self._invalid_sample_empties_bucket(interval_s)
-        self._inject_physical_faults(site_id, tz, mapped)
+        self._inject_physical_faults(site_id, tz, mapping, devices)
         self._build_raw_table(site, mapping)
-        self._inject_cell_faults(site_id, tz, mapping, str(site["demo_export_style"]), thin)
+        style = str(site["demo_export_style"])
+        self._inject_cell_faults(site_id, tz, mapping, devices, style, thin)
         return self._write_files(site, interval_s)
+
+    def _expand_devices(self, mapping: list[MappedColumn], sizes: dict[str, float]) -> None:
+        """One column per (device, point) the site maps, named ``device.point``: the
+        reference device's simulated value, scaled by the device's size for the points that
+        add up over devices (site_aggregate = sum: power, flow), as is for the others."""
+        extensive = {
+            row[0]
+            for row in self.con.execute(
+                "select point_id from read_csv($p, header = true) where site_aggregate = 'sum'",
+                {"p": str(TELEMETRY_POINTS_SEED)},
+            ).fetchall()
+        }
+        columns = []
+        for device, point in sorted({(c.device_id, c.point_id) for c in mapping}):
+            factor = sizes.get(device, 1.0) if point in extensive else 1.0
+            columns.append(
+                f"{_sql_identifier(point)} * {factor!r} as {_sql_identifier(f'{device}.{point}')}"
+            )
+        self.con.execute(
+            f"create or replace temp table sim_devices as select ts, {', '.join(columns)} "
+            "from sim_full"
+        )
 
     def _local_midnights(self, tz: str) -> list[datetime]:
         """Local midnight of each generated day, shifted by 20 min a day so faults move."""
@@ -284,16 +387,16 @@ class DemoGenerator:
         ).fetchall()
         return [row[0] + timedelta(minutes=20 * (day % 3)) for day, row in enumerate(found)]
 
-    def _fault_windows(self, tz: str) -> list[tuple[str, datetime, datetime, str, str]]:
-        """(kind, start UTC, end UTC, channel, flag) for every day of the run."""
+    def _fault_windows(self, tz: str) -> list[tuple[int, str, datetime, datetime, str]]:
+        """(day, kind, start UTC, end UTC, flag) for every day of the run."""
         windows = []
         end_of_data = self.start + timedelta(days=self.days)
-        for midnight in self._local_midnights(tz):
-            for kind, hour, minutes, channel, flag in FAULTS:
+        for day, midnight in enumerate(self._local_midnights(tz)):
+            for kind, hour, minutes, _, flag in FAULTS:
                 begin = midnight + timedelta(hours=hour)
                 end = begin + timedelta(minutes=minutes)
                 if begin >= self.start and end <= end_of_data:
-                    windows.append((kind, begin, end, channel, flag))
+                    windows.append((day, kind, begin, end, flag))
         return windows
 
     def _record_truth(
@@ -334,59 +437,81 @@ class DemoGenerator:
             ).fetchall()
         }
 
-    def _inject_physical_faults(self, site_id: str, tz: str, mapped: set[str]) -> None:
-        # a fault is injected only where the site's points let a rule see it
-        pump = next((d for d in ("chw_pump", "tower_fan_a") if f"{d}_speed" in mapped), None)
-        for kind, begin, end, fault_channel, flag in self._fault_windows(tz):
-            channel = fault_channel
+    def _inject_physical_faults(
+        self,
+        site_id: str,
+        tz: str,
+        mapping: list[MappedColumn],
+        devices: list[dict[str, object]],
+    ) -> None:
+        """Each day's faults on one device each, rotating over the site's devices by day, so
+        that a site with several chillers or fans shows that the flags name the right one."""
+        mapped = {c.channel for c in mapping}
+        chillers = [str(d["device_id"]) for d in devices if d["device_type"] == "chiller"]
+        # drives (a speed and a power mapped), tower fans first, then the pumps
+        order = {"tower_fan": 0, "chw_pump": 1, "cdw_pump": 2}
+        drives = []
+        for d in sorted(
+            devices, key=lambda d: (order.get(str(d["device_type"]), 9), str(d["device_id"]))
+        ):
+            device, kind = str(d["device_id"]), str(d["device_type"])
+            if {f"{device}.{kind}_speed", f"{device}.{kind}_power"} <= mapped:
+                drives.append((device, f"{kind}_power"))
+        for day, kind, begin, end, flag in self._fault_windows(tz):
+            chiller = chillers[day % len(chillers)]
             window = {"begin": begin, "end": end}
-            if kind == "heat_balance_break" and "cdw_flow" not in mapped:
-                continue  # no condenser flow meter: the balance is not evaluable
-            if kind == "pump_power_vs_speed":
-                if pump is None:
-                    continue
-                channel = f"{pump}_power"
             if kind == "stuck_sensor":
                 # the sensor repeats its last reading; the water itself keeps its temperature
+                column = _sql_identifier(f"{chiller}.chw_supply_temp")
                 self.con.execute(
-                    """
-                    update sim_full set chw_supply_temp = (
-                        select chw_supply_temp from sim_full where ts = $begin
-                    ) where ts >= $begin and ts < $end
-                    """,
+                    f"update sim_devices set {column} = (select {column} from sim_devices "
+                    "where ts = $begin) where ts >= $begin and ts < $end",
                     window,
                 )
+                channel = f"{chiller}.chw_supply_temp"
             elif kind == "heat_balance_break":
+                chiller = chillers[(day + 1) % len(chillers)]
+                if f"{chiller}.cdw_flow" not in mapped:
+                    continue  # no condenser flow meter: the balance is not evaluable
+                column = _sql_identifier(f"{chiller}.cdw_return_temp")
                 self.con.execute(
-                    "update sim_full set cdw_return_temp = cdw_return_temp + 1.5 "
+                    f"update sim_devices set {column} = {column} + 1.5 "
                     "where ts >= $begin and ts < $end",
                     window,
                 )
+                channel = chiller
             elif kind == "pump_power_vs_speed":
-                column = _sql_identifier(channel)
+                if not drives:
+                    continue
+                device, power_point = drives[day % len(drives)]
+                column = _sql_identifier(f"{device}.{power_point}")
                 self.con.execute(
-                    f"update sim_full set {column} = {column} * 1.8 "
+                    f"update sim_devices set {column} = {column} * 1.8 "
                     "where ts >= $begin and ts < $end",
                     window,
                 )
+                channel = device
             elif kind == "out_of_range":
+                column = _sql_identifier(f"{chiller}.chw_supply_temp")
                 self.con.execute(
-                    "update sim_full set chw_supply_temp = 85.0 where ts >= $begin and ts < $end",
+                    f"update sim_devices set {column} = 85.0 where ts >= $begin and ts < $end",
                     window,
                 )
+                channel = f"{chiller}.chw_supply_temp"
                 # every sample of a required point is invalid: the buckets have none of it
-                self._record_truth(site_id, begin, end, "INSUFFICIENT_DATA", kind, channel)
-            elif kind == "gap":
-                self.con.execute("delete from sim_full where ts >= $begin and ts < $end", window)
+                self._record_truth(site_id, begin, end, "INSUFFICIENT_DATA", kind, "bucket")
+            else:  # gap
+                self.con.execute("delete from sim_devices where ts >= $begin and ts < $end", window)
+                channel = "bucket"
             self._record_truth(site_id, begin, end, flag, kind, channel)
 
-    def _point_map(self, site_id: str) -> list[tuple[str, str, str, float, float, bool, float]]:
-        """(raw column, point, raw unit, scale, offset, per-Hz, base Hz) of the site's points."""
+    def _point_map(self, site_id: str) -> list[MappedColumn]:
+        """The site's raw columns, with the unit conversion to invert."""
         return [
-            (r[0], r[1], r[2], float(r[3]), float(r[4]), bool(r[5]), float(r[6]))
+            MappedColumn(r[0], r[1], r[2], r[3], float(r[4]), float(r[5]), bool(r[6]), float(r[7]))
             for r in self.con.execute(
                 """
-                select m.raw_column, m.point_id, m.raw_unit, c.scale, c."offset",
+                select m.raw_column, m.device_id, m.point_id, m.raw_unit, c.scale, c."offset",
                        c.divide_by_site_base_hz, s.base_vfd_hz
                 from read_csv($map, header = true, all_varchar = true) as m
                 inner join read_csv($conv, header = true) as c on m.raw_unit = c.raw_unit
@@ -403,11 +528,7 @@ class DemoGenerator:
             ).fetchall()
         ]
 
-    def _build_raw_table(
-        self,
-        site: dict[str, object],
-        mapping: list[tuple[str, str, str, float, float, bool, float]],
-    ) -> None:
+    def _build_raw_table(self, site: dict[str, object], mapping: list[MappedColumn]) -> None:
         """The site's rows in its own columns and units, as text, with its timestamp format."""
         tz = _sql_string(str(site["timezone"]))
         if site["demo_export_style"] == "metasys_imperial":
@@ -419,45 +540,50 @@ class DemoGenerator:
         else:
             ts_expr = f"strftime(timezone({tz}, ts), '%Y-%m-%d %H:%M:%S')"
         columns = [f"{ts_expr} as {_sql_identifier(str(site['timestamp_column']))}"]
-        for raw_column, point, unit, scale, offset, per_hz, base_hz in mapping:
-            si = _sql_identifier(point)
-            raw = f"({si} - {offset!r}) / {scale!r}"
-            if per_hz:
-                raw = f"({raw}) * {base_hz!r}"
-            fmt = "'%.0f'" if unit == "on_off" else "'%.3f'"
-            columns.append(f"printf({fmt}, {raw}) as {_sql_identifier(raw_column)}")
+        for column in mapping:
+            si = _sql_identifier(column.channel)
+            raw = f"({si} - {column.offset!r}) / {column.scale!r}"
+            if column.per_hz:
+                raw = f"({raw}) * {column.base_hz!r}"
+            fmt = "'%.0f'" if column.raw_unit == "on_off" else "'%.3f'"
+            columns.append(f"printf({fmt}, {raw}) as {_sql_identifier(column.raw_column)}")
         self.con.execute(
             f"create or replace temp table raw_rows as select ts, 0 as sort_key, "
-            f"{', '.join(columns)} from sim_full"
+            f"{', '.join(columns)} from sim_devices"
         )
 
     def _inject_cell_faults(
         self,
         site_id: str,
         tz: str,
-        mapping: list[tuple[str, str, str, float, float, bool, float]],
+        mapping: list[MappedColumn],
+        devices: list[dict[str, object]],
         style: str,
         one_invalid_sample_empties_bucket: bool,
     ) -> None:
-        by_point = {point: raw_column for raw_column, point, *_ in mapping}
+        by_channel = {c.channel: c.raw_column for c in mapping}
+        chiller = next(str(d["device_id"]) for d in devices if d["device_type"] == "chiller")
+        plant = next((str(d["device_id"]) for d in devices if d["device_type"] == "plant"), "")
         required = self._required_points()
         rng = random.Random(f"{self.seed}:{site_id}")
         for midnight in self._local_midnights(tz):
             # sentinel values in a sensor that is otherwise fine
             for minute, sentinel in zip(SENTINEL_MINUTES_AFTER_16H, SENTINELS, strict=True):
                 point = rng.choice(["chiller_power", "chw_return_temp", "cdw_supply_temp"])
+                channel = f"{chiller}.{point}"
                 at = self._row_at(midnight + timedelta(hours=16, minutes=minute))
-                if at is None or point not in by_point:
+                if at is None or channel not in by_channel:
                     continue
-                self._set_cell(at, by_point[point], _sql_string(sentinel))
+                self._set_cell(at, by_channel[channel], _sql_string(sentinel))
                 moment = (at, at + timedelta(seconds=1))
-                self._record_truth(site_id, *moment, "OUTLIER", "sentinel", point)
+                self._record_truth(site_id, *moment, "OUTLIER", "sentinel", channel)
                 if point in required and one_invalid_sample_empties_bucket:
-                    self._record_truth(site_id, *moment, "INSUFFICIENT_DATA", "sentinel", point)
+                    self._record_truth(site_id, *moment, "INSUFFICIENT_DATA", "sentinel", "bucket")
             if style == "metasys_imperial":
                 # the BMS's "unreliable" marker in front of a plausible number
                 at = self._row_at(midnight + timedelta(hours=17, minutes=rng.randrange(0, 50)))
-                column = by_point.get("cdw_supply_temp")
+                channel = f"{chiller}.cdw_supply_temp"
+                column = by_channel.get(channel)
                 if at is not None and column is not None:
                     self._set_cell(at, column, f"'??? ' || {_sql_identifier(column)}")
                     self._record_truth(
@@ -466,10 +592,10 @@ class DemoGenerator:
                         at + timedelta(seconds=1),
                         "OUTLIER",
                         "unreliable_marker",
-                        "cdw_supply_temp",
+                        channel,
                     )
                 # blank outside-air cells, as in the real export
-                column = by_point.get("oat")
+                column = by_channel.get(f"{plant}.oat")
                 if column is not None:
                     self.con.execute(
                         f"update raw_rows set {_sql_identifier(column)} = null "

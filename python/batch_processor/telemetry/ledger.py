@@ -123,6 +123,7 @@ def file_conflicts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         {
             "file": r["source_file"],
             "reading_at": r["reading_at"].isoformat(),
+            "device_id": r["device_id"],
             "point_id": r["point_id"],
             "lines": r["source_lines"],
             "values": r["raw_values"],
@@ -131,7 +132,7 @@ def file_conflicts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         }
         for r in _records(
             con,
-            f"select * from {CONFLICTS} order by source_file, reading_at, point_id "
+            f"select * from {CONFLICTS} order by source_file, reading_at, device_id, point_id "
             f"limit {CONFLICTS_LISTED}",
         )
     ]

@@ -169,7 +169,13 @@ def run_telemetry(
                 }
                 notes = [f"dbt build failed: {result.dbt.failure_summary()}"]
                 notes.append(_unbalanced(result.accounting))
-                if "out of sync" in f"{result.dbt.failure_summary()} {result.dbt.error}":
+                summary = f"{result.dbt.failure_summary()} {result.dbt.error}"
+                if "seed.batch_processor." in summary:
+                    notes.append(
+                        "a seed could not be loaded into its existing table (its columns "
+                        "changed, e.g. after an upgrade): run once with --rebuild-all"
+                    )
+                if "out of sync" in summary:
                     notes.append(
                         "the warehouse holds marts of an older schema: run once with "
                         "--rebuild-all to republish the dataset in the current one"
