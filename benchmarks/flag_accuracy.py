@@ -31,9 +31,11 @@ ESB = (
 )
 
 
-def run(input_dir: Path, work: Path) -> Path:
+def run(input_dir: Path, work: Path, link_roots: list[Path] | None = None) -> Path:
     warehouse = work / "warehouse.duckdb"
-    config = load_telemetry_config(warehouse_path=warehouse, memory_limit_mb=2048)
+    config = load_telemetry_config(
+        warehouse_path=warehouse, memory_limit_mb=2048, link_roots=link_roots or []
+    )
     run_telemetry(config, input_dir, work / "output")
     return warehouse
 
@@ -109,7 +111,7 @@ def accuracy(args: argparse.Namespace, work: Path) -> None:
 def real_file(path: Path, work: Path) -> None:
     (work / "real").mkdir()
     (work / "real" / path.name).symlink_to(path)
-    warehouse = run(work / "real", work / "real_run")
+    warehouse = run(work / "real", work / "real_run", link_roots=[path.parent])
     con = duckdb.connect(str(warehouse), read_only=True)
     total = con.execute("select count(*) from telemetry.fct_telemetry_readings").fetchone()[0]
     print(f"\nreal file: {path.name}: {total:,} output rows (5-minute buckets)")

@@ -6,10 +6,12 @@
     k of each, so a partition has exactly as many files as its parts. Timestamps are INT64
     nanoseconds adjusted to UTC (Parquet TIMESTAMP(NANOS, true)), quality_flags
     LIST<STRING>, channels DOUBLE. Files are written before dbt's tests run: the Python
-    publisher commits them only if every error-severity test passed. Without
-    telemetry_staging_dir (a bare `dbt build`) nothing is written. -#}
+    publisher commits them only if every error-severity test passed. The staging folder comes
+    from the environment (BATCH_PROCESSOR_TELEMETRY_STAGING_DIR, set by the Python runner),
+    never from --vars, which dbt would parse as YAML and render as Jinja; without it (a bare
+    `dbt build`) nothing is written. -#}
 {% macro telemetry_publish_parquet() %}
-    {%- set staging_root = var('telemetry_staging_dir', '') -%}
+    {%- set staging_root = env_var('BATCH_PROCESSOR_TELEMETRY_STAGING_DIR', '') -%}
     {%- if not execute or not staging_root -%}
         select 1
     {%- else -%}

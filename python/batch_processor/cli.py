@@ -86,6 +86,17 @@ def _telemetry_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _repair(args: argparse.Namespace) -> int:
+    from batch_processor.dataset_commit import DatasetPaths, repair_current
+
+    manifest = repair_current(DatasetPaths(args.output))
+    print(
+        f"current.json now points at batch {manifest.get('batch_id')} "
+        f"({len(manifest.get('dataset_files', []))} file(s), created {manifest.get('created_at')})"
+    )
+    return ExitCode.OK
+
+
 def _verify(args: argparse.Namespace) -> int:
     from batch_processor.telemetry.verify import verify_output
 
@@ -299,6 +310,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="a published output folder (telemetry, products or papers)",
     )
     verify.set_defaults(handler=_verify)
+
+    repair = domains.add_parser(
+        "repair",
+        help="rebuild a lost, unreadable or edited manifests/current.json from the manifests",
+        epilog=(
+            "exit codes: 0 current.json points at the newest manifest whose checksum verifies "
+            "and whose files are all present; 1 no such manifest (nothing was changed)"
+        ),
+    )
+    repair.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="a published output folder (telemetry, products or papers)",
+    )
+    repair.set_defaults(handler=_repair)
     return parser
 
 

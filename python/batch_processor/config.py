@@ -39,6 +39,12 @@ class TelemetryConfig(BaseModel):
         default=TELEMETRY_SITES_SEED, description="the sites seed the loader resolves sites from"
     )
     memory_limit_mb: int = Field(default=1024, ge=64, description="DuckDB memory_limit")
+    link_roots: list[Path] = Field(
+        default_factory=list,
+        description="folders outside the input folder that a file link in it may point into "
+        "(e.g. a read-only landing zone or a shared corpus); a link to anywhere else is "
+        "rejected unread. Default: none, only links inside the input folder are read",
+    )
     temp_directory: Path | None = Field(
         default=None, description="DuckDB spill folder (default: next to the warehouse)"
     )
@@ -77,6 +83,16 @@ class TelemetryConfig(BaseModel):
     )
     lock_timeout_s: float = Field(
         default=0.0, ge=0, description="how long to wait for another run's lock (0: fail at once)"
+    )
+    dbt_artifacts_kept: int = Field(
+        default=5,
+        ge=1,
+        description="dbt artifact folders (<output>/_dbt/<batch>) kept, newest first; older "
+        "ones are deleted after each run, except those of failed runs younger than "
+        "failed_artifacts_kept_days",
+    )
+    failed_artifacts_kept_days: float = Field(
+        default=7.0, ge=0, description="how long the dbt artifacts of a failed run are kept"
     )
 
     @model_validator(mode="after")
@@ -120,15 +136,21 @@ class TelemetryConfig(BaseModel):
             raise ValueError("max_time_span_per_file must be positive")
         return count * _UNIT_SECONDS[unit]
 
-    def dbt_vars(self, staging_dir: Path | None) -> dict[str, object]:
-        """The settings the SQL models read, as dbt --vars (one source of truth)."""
+    def dbt_vars(self) -> dict[str, object]:
+        """The settings the SQL models read, as dbt --vars (one source of truth). Paths are
+        not vars: dbt parses --vars as YAML and renders Jinja in them (see dbt_env)."""
         return {
             "telemetry_resample_minutes": self.resample_minutes,
             "telemetry_max_rows_per_file": self.max_rows_per_file,
             "telemetry_max_time_span_per_file_s": self.max_time_span_s,
             "telemetry_parquet_compression": self.compression,
-            "telemetry_staging_dir": str(staging_dir) if staging_dir else "",
         }
+
+    @staticmethod
+    def dbt_env(staging_dir: Path) -> dict[str, str]:
+        """The paths the macros read, as environment variables: a value there is never parsed
+        as YAML or rendered as Jinja, so quotes, braces or an emoji in a path stay data."""
+        return {STAGING_DIR_ENV: str(staging_dir.absolute())}
 
     @property
     def warehouse(self) -> Path:
@@ -137,6 +159,9 @@ class TelemetryConfig(BaseModel):
     @property
     def spill_directory(self) -> Path:
         return self.temp_directory or self.warehouse.with_name(self.warehouse.name + ".tmp")
+
+
+STAGING_DIR_ENV = "BATCH_PROCESSOR_TELEMETRY_STAGING_DIR"
 
 
 def load_telemetry_config(path: Path | None = None, **overrides: Any) -> TelemetryConfig:

@@ -7,6 +7,13 @@
 <output>/.staging/<batch_id>/…                     a batch's files before the commit
 <output>/.lock                                     one writer at a time
 
+Nothing is deleted without proof: a run builds only on a ``current.json`` whose checksum
+verifies (a missing one with data present, unreadable JSON or a failed checksum stops the run;
+``repair_current`` rebuilds the pointer from the newest valid manifest), and a data file is
+removed only when it is named ``part-<batch_id>-…`` for a batch known to be ours (a manifest
+of ours, a staging folder, or the caller's record of its batches) and no verified manifest
+references it. Any other file is left in place and reported.
+
 The commit (one writer, under the output lock): each staged file is fsynced and moved
 (rename, same filesystem) into ``data/``; the manifest is created whole and never replaced;
 ``current.json`` is swapped in with rename(2), the commit point: readers that follow it see
@@ -30,7 +37,12 @@ from typing import Any
 import duckdb
 
 from batch_processor.durable import create_exclusive, fsync_dir, fsync_file, replace_atomic
-from batch_processor.manifest_common import describe_partitioned_files, parquet_schema
+from batch_processor.errors import DatasetStateError
+from batch_processor.manifest_common import (
+    checksum_ok,
+    describe_partitioned_files,
+    parquet_schema,
+)
 
 log = logging.getLogger(__name__)
 
@@ -110,11 +122,107 @@ def crash_point(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
-    if not paths.current.exists():
-        return None
-    document: dict[str, Any] = json.loads(paths.current.read_text(encoding="utf-8"))
+REPAIR_HINT = "run `batch-processor repair --output {root}` to rebuild it from the manifests"
+
+
+def load_manifest(path: Path) -> dict[str, Any]:
+    """A manifest file, parsed and checked: unreadable, invalid JSON or a checksum that does
+    not match its body raise DatasetStateError naming the file."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DatasetStateError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from exc
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetStateError(f"{path}: not a valid JSON manifest ({exc})") from exc
+    if not isinstance(document, dict) or not checksum_ok(document):
+        raise DatasetStateError(
+            f"{path}: the manifest's checksum does not match its content (edited or damaged)"
+        )
     return document
+
+
+def data_files(paths: DatasetPaths) -> list[Path]:
+    return sorted(p for p in paths.data.rglob("*") if p.is_file()) if paths.data.exists() else []
+
+
+def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
+    """The current manifest, verified; None only for an output that has never been committed
+    to (no current.json, and no data file but those of a batch whose staging folder is still
+    there: a first commit that was interrupted before its commit point). Anything else a run
+    must not build on raises DatasetStateError: deleting or re-listing files on an
+    unverified pointer loses data."""
+    if not paths.current.exists():
+        staged = _staged_batches(paths)
+        found = [f for f in data_files(paths) if not staged.intersection(_batch_candidates(f.name))]
+        if found:  # files that are not those of an interrupted first commit
+            raise DatasetStateError(
+                f"{paths.current} is missing but {paths.data} holds {len(found)} file(s) "
+                f"(e.g. {found[0]}); the run stops so that nothing is deleted; "
+                + REPAIR_HINT.format(root=paths.root)
+            )
+        return None
+    try:
+        return load_manifest(paths.current)
+    except DatasetStateError as exc:
+        raise DatasetStateError(f"{exc}; " + REPAIR_HINT.format(root=paths.root)) from exc
+
+
+def check_listed_files(paths: DatasetPaths, manifest: dict[str, Any]) -> None:
+    """Every file a manifest is about to carry forward must still be there, with its size."""
+    missing = []
+    for entry in manifest.get("dataset_files", []):
+        path = paths.data / entry["path"]
+        if not path.is_file() or path.stat().st_size != entry.get(
+            "size_bytes", path.stat().st_size
+        ):
+            missing.append(entry["path"])
+    if missing:
+        raise DatasetStateError(
+            f"{len(missing)} file(s) of the dataset are missing or changed in {paths.data} "
+            f"(e.g. {missing[0]}); nothing was committed. Restore them, or republish with "
+            "--rebuild-all (telemetry) so that no manifest lists a file that is not there"
+        )
+
+
+def repair_current(paths: DatasetPaths) -> dict[str, Any]:
+    """Rebuild a missing, unreadable or edited ``current.json`` from the newest manifest whose
+    checksum verifies, if all its files are present. Returns that manifest; raises
+    DatasetStateError, changing nothing, when there is none or its files are not all there
+    (an older manifest is never promoted over a newer one: that would un-publish a committed
+    batch and let the next run delete its files). A manifest of a batch whose staging folder
+    is still there never reached its commit point and is not a candidate. A current.json
+    that verifies is left as it is; if files it lists are missing, that is an error."""
+    if paths.current.exists():
+        try:
+            manifest = load_manifest(paths.current)
+        except DatasetStateError as exc:
+            log.warning("repairing: %s", exc)
+        else:
+            check_listed_files(paths, manifest)
+            log.info("%s is valid; nothing to repair", paths.current)
+            return manifest
+    staged = _staged_batches(paths)
+    candidates = []
+    problems = []
+    for path in sorted(paths.manifests.glob("manifest-*.json")) if paths.manifests.exists() else []:
+        batch = path.name.removeprefix("manifest-").removesuffix(".json")
+        if batch in staged:
+            continue
+        try:
+            manifest = load_manifest(path)
+        except DatasetStateError as exc:
+            problems.append(str(exc))
+            continue
+        candidates.append((str(manifest.get("created_at", "")), path.name, manifest))
+    if not candidates:
+        detail = "; ".join(problems[:3]) or "no manifest-*.json of a committed batch"
+        raise DatasetStateError(f"{paths.manifests}: no valid manifest to repair from ({detail})")
+    _, name, manifest = max(candidates, key=lambda c: (c[0], c[1]))
+    check_listed_files(paths, manifest)
+    body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
+    replace_atomic(paths.current, body)
+    log.warning("repaired %s from %s (batch %s)", paths.current, name, manifest.get("batch_id"))
+    return manifest
 
 
 def referenced(manifest: dict[str, Any] | None) -> set[str]:
@@ -141,6 +249,11 @@ def commit_files(
     staged = sorted(staging.rglob("*.parquet")) if staging.exists() else []
     paths.data.mkdir(parents=True, exist_ok=True)
     paths.manifests.mkdir(parents=True, exist_ok=True)
+    written = {source.relative_to(staging).as_posix() for source in staged}
+    check_listed_files(
+        paths,
+        {"dataset_files": [f for f in manifest["dataset_files"] if f["path"] not in written]},
+    )
 
     crash_point("before_move")
     new_dirs: set[Path] = set()
@@ -185,20 +298,58 @@ def commit_files(
     return manifest_path
 
 
+def _staged_batches(paths: DatasetPaths) -> set[str]:
+    root = paths.staging_root
+    return {p.name for p in root.iterdir() if p.is_dir()} if root.exists() else set()
+
+
+def _batch_candidates(name: str) -> list[str]:
+    """The batch ids a file named ``part-<batch_id>-<n>[-<uuid>].parquet`` may carry (batch
+    ids contain dashes, so every prefix ending before a dash is a candidate)."""
+    if not (name.startswith("part-") and name.endswith(".parquet")):
+        return []
+    body = name[len("part-") :]
+    return [body[:i] for i, char in enumerate(body) if char == "-" and i > 0]
+
+
 def remove_leftovers(paths: DatasetPaths, keep_manifest: Callable[[str], bool]) -> list[str]:
-    """Remove what interrupted runs left: data files no current manifest references, staging
-    folders, and manifests of batches that never became current (``keep_manifest(batch_id)``
-    says which of those to keep). Returns what was removed."""
+    """Remove what interrupted runs left: data files of our batches that no current manifest
+    references, staging folders, and manifests of batches that never became current
+    (``keep_manifest(batch_id)`` says which of those to keep, and that a batch is ours).
+    A data file is ours when its name is ``part-<batch_id>-…`` and the batch is known (kept
+    by ``keep_manifest``, with a manifest or a staging folder here); any other file is left
+    in place with a warning. Returns what was removed."""
     current = read_current(paths)
     removed: list[str] = []
     live = referenced(current)
-    for path in sorted(paths.data.rglob("*")) if paths.data.exists() else []:
-        if (
-            path.is_file()
-            and str(PurePosixPath(path.relative_to(paths.data).as_posix())) not in live
-        ):
+    staged_batches = _staged_batches(paths)
+    manifest_batches = (
+        {
+            p.name.removeprefix("manifest-").removesuffix(".json")
+            for p in paths.manifests.glob("manifest-*.json")
+        }
+        if paths.manifests.exists()
+        else set()
+    )
+    foreign: list[str] = []
+    known = staged_batches | manifest_batches
+    for path in data_files(paths):
+        relative = str(PurePosixPath(path.relative_to(paths.data).as_posix()))
+        if relative in live:
+            continue
+        if any(b in known or keep_manifest(b) for b in _batch_candidates(path.name)):
             path.unlink()
             removed.append(str(path))
+        else:
+            foreign.append(relative)
+    if foreign:
+        log.warning(
+            "%d file(s) in %s are not listed by the current manifest and not known to be ours; "
+            "left in place (e.g. %s)",
+            len(foreign),
+            paths.data,
+            foreign[0],
+        )
     if paths.staging_root.exists():
         for leftover in sorted(paths.staging_root.iterdir()):
             shutil.rmtree(leftover, ignore_errors=True)

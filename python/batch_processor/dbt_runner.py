@@ -104,6 +104,7 @@ def _invoke(
     warehouse: Path,
     target_path: Path,
     dbt_vars: Mapping[str, Any] | None = None,
+    dbt_env: Mapping[str, str] | None = None,
     memory_limit_mb: int | None = None,
     manifest: Any = None,
 ) -> Any:
@@ -130,7 +131,7 @@ def _invoke(
         args += ["--vars", json.dumps(dict(dbt_vars), default=str)]
     if json_logging():  # dbt prints its own console lines: keep them one JSON object each
         args += ["--log-format", "json"]
-    environment = {"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse)}
+    environment = {"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse), **(dbt_env or {})}
     if memory_limit_mb is not None:
         environment["BATCH_PROCESSOR_MEMORY_LIMIT"] = f"{memory_limit_mb}MB"
     log.info("dbt %s", " ".join(command))
@@ -147,17 +148,21 @@ def run_dbt(
     warehouse: Path,
     target_path: Path,
     dbt_vars: Mapping[str, Any] | None = None,
+    dbt_env: Mapping[str, str] | None = None,
     memory_limit_mb: int | None = None,
     manifest: Any = None,
 ) -> DbtRun:
     """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result.
     ``manifest`` (from ``parse_project``) skips parsing the project again: a long-lived
-    process parses once."""
+    process parses once. Paths are made absolute first: dbt resolves a relative
+    --target-path against the project, not the caller's folder."""
+    target_path, warehouse = target_path.absolute(), warehouse.absolute()
     result = _invoke(
         command,
         warehouse=warehouse,
         target_path=target_path,
         dbt_vars=dbt_vars,
+        dbt_env=dbt_env,
         memory_limit_mb=memory_limit_mb,
         manifest=manifest,
     )
@@ -211,7 +216,7 @@ def ensure_tables(
 def parse_project(warehouse: Path, target_path: Path) -> Any:
     """Parse the dbt project once; the manifest to pass to ``run_dbt`` from then on, for the
     same ``warehouse`` (its file name is the catalog the manifest's relations name)."""
-    result = _invoke(["parse"], warehouse=warehouse, target_path=target_path)
+    result = _invoke(["parse"], warehouse=warehouse.absolute(), target_path=target_path.absolute())
     if not result.success:
         raise RuntimeError(f"dbt parse failed: {result.exception}")
     return result.result

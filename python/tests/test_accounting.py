@@ -325,7 +325,9 @@ def test_the_ledger_balances_for_the_demo_mixed_with_the_malformed_corpus(tmp_pa
         link = batch / SITE / "edge" / source.relative_to(corpus)
         link.parent.mkdir(parents=True, exist_ok=True)
         link.symlink_to(source)
-    result = run(batch, tmp_path / "out", warehouse_path=tmp_path / "wh.duckdb")
+    result = run(
+        batch, tmp_path / "out", warehouse_path=tmp_path / "wh.duckdb", link_roots=[corpus]
+    )
     report = report_of(result)
     assert_balanced(report)
     files = report["ledger"]["files"]
@@ -493,6 +495,7 @@ def test_gaps_carry_over_and_a_queued_full_rebuild_republishes_everything(tmp_pa
     that was killed after queueing leaves the next plain run to republish every partition;
     verify notices a file whose schema is not the manifest's."""
     from batch_processor.checksums import sha256_file
+    from batch_processor.manifest_common import with_checksum
     from batch_processor.telemetry.publisher import queue_full_rebuild
     from batch_processor.telemetry.verify import verify_output
 
@@ -534,6 +537,7 @@ def test_gaps_carry_over_and_a_queued_full_rebuild_republishes_everything(tmp_pa
     for entry in body["dataset_files"]:
         if entry["path"] == manifest["output_files"][0]:
             entry["sha256"], entry["bytes"] = sha256_file(victim), victim.stat().st_size
-    current.write_text(json.dumps(body))
+    body.pop("checksum")
+    current.write_text(json.dumps(with_checksum(body)))  # re-sealed: only the schema differs
     problems = verify_output(output).problems
     assert any(p.startswith("schema:") for p in problems), problems

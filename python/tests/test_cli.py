@@ -198,10 +198,9 @@ def test_settings_reach_dbt_as_vars():
         compression="zstd",
         max_time_span_per_file="1d",
     )
-    assert config.dbt_vars(None) == {
+    assert config.dbt_vars() == {
         "telemetry_resample_minutes": 15,
         "telemetry_max_rows_per_file": 500,
         "telemetry_max_time_span_per_file_s": 86400,
         "telemetry_parquet_compression": "zstd",
-        "telemetry_staging_dir": "",
     }

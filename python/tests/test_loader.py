@@ -169,7 +169,9 @@ def test_every_edge_case_file_is_loaded_or_set_aside(tmp_path, generated):
         'CGMH-KH,Asia/Taipei,timestamp,",",,60\n'
         'ESB-CH1,America/Chicago,Time,",",,300\n'
     )
-    config = load_telemetry_config(warehouse_path=tmp_path / "wh.duckdb", sites_seed=seed)
+    config = load_telemetry_config(
+        warehouse_path=tmp_path / "wh.duckdb", sites_seed=seed, link_roots=[corpus]
+    )
     TelemetryLoader(config, "b1").load(batch)
     files = files_table(config)
     edge = {k: v for k, v in files.items() if k.startswith("EDGE/")}
@@ -207,6 +209,7 @@ def test_real_esb_export_loads_with_its_defects(tmp_path, config):
     source = require_shared(ESB_RAW)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / source.name).symlink_to(source)
+    config = config.model_copy(update={"link_roots": [source.parent]})
     TelemetryLoader(config, "b1").load(tmp_path / "in")
     row = files_table(config)["ESB Chiller 1.csv"]
     assert (row["site_id"], row["status"], row["rows_read"], row["rows_rejected"]) == (

@@ -48,7 +48,11 @@ def _handle_event(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.event}: cannot read the event as JSON: {error}") from error
     warehouse, output = _paths(args)
     result = process_objects(
-        objects_of_event(event), warehouse, output, dynamodb_table=_dynamodb_table(args)
+        objects_of_event(event),
+        warehouse,
+        output,
+        dynamodb_table=_dynamodb_table(args),
+        lock_timeout_s=args.lock_timeout,
     )
     return _finish(result.result_json())
 
@@ -59,7 +63,11 @@ def _load(args: argparse.Namespace) -> int:
 
     warehouse, output = _paths(args)
     result = process_objects(
-        [ObjectRef(args.source)], warehouse, output, dynamodb_table=_dynamodb_table(args)
+        [ObjectRef(args.source)],
+        warehouse,
+        output,
+        dynamodb_table=_dynamodb_table(args),
+        lock_timeout_s=args.lock_timeout,
     )
     return _finish(result.result_json())
 
@@ -100,6 +108,13 @@ def add_papers_commands(domains: argparse._SubParsersAction) -> None:  # type: i
             "warehouse + the DynamoDB table --table (endpoint from the AWS settings)",
         )
         command.add_argument("--table", default=None, help="the DynamoDB table (--sink dynamodb)")
+        command.add_argument(
+            "--lock-timeout",
+            type=float,
+            default=0.0,
+            metavar="SECONDS",
+            help="wait this long for another run holding the output or warehouse (default 0)",
+        )
         command.set_defaults(handler=handler)
     gen = commands.add_parser("generate", help="write a gzipped Atom feed of generated entries")
     gen.add_argument("--out", type=Path, required=True, help="the .xml.gz file to write")

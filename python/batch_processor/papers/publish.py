@@ -49,9 +49,11 @@ order by published_at, paper_id
 def _committed_before(paths: DatasetPaths, batch: str) -> bool:
     """A manifest no older than current.json was current once (manifests are created just
     before they become current); a newer one is the leftover of an interrupted publish."""
+    manifest = paths.manifest(batch)
     return (
         paths.current.exists()
-        and paths.manifest(batch).stat().st_mtime <= paths.current.stat().st_mtime
+        and manifest.exists()
+        and manifest.stat().st_mtime <= paths.current.stat().st_mtime
     )
 
 

@@ -20,7 +20,7 @@ from batch_processor.checksums import FileScan, normalize_line_endings, scan_fil
 from batch_processor.config import TelemetryConfig
 from batch_processor.db import connect
 from batch_processor.progress import track
-from batch_processor.telemetry.discover import discover_files
+from batch_processor.telemetry.discover import discover_files, refusal
 from batch_processor.telemetry.probe import ProbeRejection, ProbeResult, probe_file
 from batch_processor.telemetry.raw_tables import RAW_SCHEMA, clear_raw_tables, ensure_raw_tables
 from batch_processor.telemetry.sites import Site, SiteRegistry
@@ -261,6 +261,16 @@ def first_error_line(exc: BaseException) -> str:
     return " | ".join(keep)[:500]
 
 
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
+def _modified_at(path: Path) -> datetime:
+    try:
+        return datetime.fromtimestamp(path.lstat().st_mtime, tz=UTC)
+    except OSError:  # gone since it was listed
+        return datetime.now(UTC)
+
+
 class TelemetryLoader:
     """Loads one batch into the ``telemetry_raw`` tables."""
 
@@ -272,6 +282,7 @@ class TelemetryLoader:
     def load(self, input_dir: Path, *, only_site: str | None = None) -> LoadSummary:
         started = time.monotonic()
         files = discover_files(input_dir, self.config.input_pattern)
+        self._input_dir = input_dir
         log.info(
             "found %d file(s) matching %r under %s",
             len(files),
@@ -314,6 +325,10 @@ class TelemetryLoader:
         relative: PurePosixPath,
         only_site: str | None,
     ) -> None:
+        refused = refusal(path, self._input_dir, self.config.link_roots)
+        if refused is not None:
+            self._record(con, self._refused_record(file_id, path, relative, refused), path)
+            return
         stat = path.stat()
         scan = scan_file(path)
         record: dict[str, object] = {
@@ -373,10 +388,49 @@ class TelemetryLoader:
             record["reason"] = f"unreadable CSV: {first_error_line(exc)}"
             self._record(con, record, path)
             return
+        after = path.stat()
+        if (after.st_size, after.st_mtime_ns, after.st_ino) != (
+            stat.st_size,
+            stat.st_mtime_ns,
+            stat.st_ino,
+        ):
+            con.execute("rollback")
+            record["reason"] = (
+                f"changed while reading (size {stat.st_size} -> {after.st_size} bytes): set "
+                "aside, its checksum would not describe what was loaded; deliver it again once "
+                "it is complete"
+            )
+            self._record(con, record, path)
+            return
         record["status"] = "loaded"
         record["blank_data_lines"] = blank_lines - probe.preamble_blank_lines
         self._record(con, record, path)
         con.execute("commit")
+
+    def _refused_record(
+        self, file_id: int, path: Path, relative: PurePosixPath, reason: str
+    ) -> dict[str, object]:
+        """A file that is not read at all (a link out of the input folder, a pipe): it is
+        in the inventory as rejected, with no bytes or lines measured."""
+        return {
+            "batch_id": self.batch_id,
+            "file_id": file_id,
+            "path": str(path),
+            "relative_path": str(relative),
+            "site_id": None,
+            "size_bytes": 0,
+            "sha256": "",
+            "modified_at": _modified_at(path),
+            "status": "rejected",
+            "reason": reason,
+            "header_line": None,
+            "column_names": None,
+            "timestamp_column": None,
+            "physical_lines": 0,
+            "blank_data_lines": None,
+            "line_endings": None,
+            "csv_delimiter": None,
+        }
 
     def _finish_batch(self, con: duckdb.DuckDBPyConnection) -> None:
         con.execute("begin transaction")
@@ -400,10 +454,18 @@ class TelemetryLoader:
         DuckDB's strict parser stops at a line ending that changes half-way through a file
         (LF, then CRLF) and at lone CR endings: such a file is read from a copy whose line
         endings are all LF, which keeps every line and its number."""
-        if not scan.needs_normalizing:
+        if not scan.needs_normalizing and not _GLOB_CHARACTERS.intersection(str(path)):
             self._read_csv(con, file_id, path, site, probe)
             return scan.blank_lines
         self.config.spill_directory.mkdir(parents=True, exist_ok=True)
+        if not scan.needs_normalizing:
+            # DuckDB expands *, ?, [ and { in a path as a glob: the file is read through a
+            # link with a plain name, so that its name is data, never a pattern
+            with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
+                plain = Path(spool) / "input.csv"
+                plain.symlink_to(path.resolve())
+                self._read_csv(con, file_id, plain, site, probe)
+                return scan.blank_lines
         with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
             normalized = Path(spool) / "normalized.csv"
             normalize_line_endings(path, normalized)

@@ -22,42 +22,41 @@ from typing import Any
 import duckdb
 
 from batch_processor.manifest_common import dbt_nodes, sealed_manifest
+from batch_processor.telemetry.dataset import FLAGS
 
-READINGS_MART = "telemetry.fct_telemetry_readings"
 FILES_MART = "telemetry.dim_telemetry_input_files"
 
 
-def statistics(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Counted from the warehouse mart, which after a commit holds exactly the dataset."""
+def statistics(dataset_files: list[dict[str, Any]]) -> dict[str, Any]:
+    """Summed over the dataset's files as measured on each file (rows, time range, flag
+    counts), so the manifest states what its files hold, whatever else the warehouse holds."""
 
-    def flag_counts(where: str = "true") -> dict[str, int]:
+    def summary(entries: list[dict[str, Any]]) -> dict[str, Any]:
+        flags: dict[str, int] = {}
+        for entry in entries:
+            for flag, count in entry[FLAGS].items():
+                flags[flag] = flags.get(flag, 0) + count
+        dated = [e for e in entries if e["rows"]]
         return {
-            flag: count
-            for flag, count in con.execute(
-                f"select f, count(*) from {READINGS_MART}, unnest(quality_flags) as t(f) "
-                f"where {where} group by f order by f"
-            ).fetchall()
+            "rows": sum(e["rows"] for e in entries),
+            "time_range": [
+                min(e["min_timestamp"] for e in dated),
+                max(e["max_timestamp"] for e in dated),
+            ]
+            if dated
+            else None,
+            "quality_flags_distribution": dict(sorted(flags.items())),
         }
 
-    total, first, last = con.execute(
-        f"select count(*), min(timestamp), max(timestamp) from {READINGS_MART}"
-    ).fetchone() or (0, None, None)
-    per_site: dict[str, Any] = {}
-    for site, rows, site_first, site_last in con.execute(
-        f"select site_id, count(*), min(timestamp), max(timestamp) from {READINGS_MART} "
-        "group by site_id order by site_id"
-    ).fetchall():
-        quoted = "'" + site.replace("'", "''") + "'"
-        per_site[site] = {
-            "rows": rows,
-            "time_range": [site_first.isoformat(), site_last.isoformat()],
-            "quality_flags_distribution": flag_counts(f"site_id = {quoted}"),
-        }
+    sites: dict[str, list[dict[str, Any]]] = {}
+    for entry in dataset_files:
+        sites.setdefault(entry["partition"]["site_id"], []).append(entry)
+    total = summary(dataset_files)
     return {
-        "total_rows": total,
-        "time_range": [first.isoformat(), last.isoformat()] if first else None,
-        "quality_flags_distribution": flag_counts(),
-        "per_site": per_site,
+        "total_rows": total["rows"],
+        "time_range": total["time_range"],
+        "quality_flags_distribution": total["quality_flags_distribution"],
+        "per_site": {site: summary(entries) for site, entries in sorted(sites.items())},
     }
 
 
@@ -119,7 +118,7 @@ def build_manifest(
             "superseded_cells": accounting["superseded_cells"],
             "within_file_conflicts": {"count": accounting["within_file_conflicts"]["count"]},
             "gaps": accounting["gaps"],
-            "statistics": statistics(con),
+            "statistics": statistics(dataset_files),
             "dbt": {"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
         },
         schema=schema,

@@ -25,6 +25,7 @@ from batch_processor.telemetry.publisher import (
     CommitResult,
     abandon_batch,
     commit_batch,
+    prune_dbt_artifacts,
     queue_full_rebuild,
     reconcile,
 )
@@ -155,7 +156,8 @@ def run_telemetry(
                 ["build", "--select", DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])],
                 warehouse=config.warehouse,
                 target_path=target_path,
-                dbt_vars=config.dbt_vars(paths.staging_root),
+                dbt_vars=config.dbt_vars(),
+                dbt_env=config.dbt_env(paths.staging_root),
                 memory_limit_mb=config.memory_limit_mb,
             )
             result.timings["dbt_build_s"] = time.monotonic() - step
@@ -202,5 +204,14 @@ def run_telemetry(
                 paths, config, result, started_at, input_dir, failure=failure
             )
             raise BatchFailedError(str(exc), result.report_path) from exc
+        finally:
+            try:
+                prune_dbt_artifacts(
+                    paths.root / "_dbt",
+                    config.dbt_artifacts_kept,
+                    config.failed_artifacts_kept_days,
+                )
+            except OSError as exc:  # housekeeping: never the reason a batch fails
+                log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
         result.report_path = write_report(paths, config, result, started_at, input_dir)
     return result

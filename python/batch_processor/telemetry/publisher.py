@@ -21,8 +21,10 @@ files no manifest references, manifests that never became current.
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,14 +33,15 @@ import duckdb
 
 from batch_processor.dataset_commit import (
     DatasetPaths,
+    check_listed_files,
     commit_files,
     read_current,
     remove_leftovers,
 )
 from batch_processor.db import connect
-from batch_processor.errors import RunFailedError
+from batch_processor.errors import DatasetStateError, RunFailedError
 from batch_processor.manifest_common import parquet_schema
-from batch_processor.telemetry.dataset import describe_files
+from batch_processor.telemetry.dataset import describe_files, with_flag_counts
 from batch_processor.telemetry.manifest import build_manifest
 
 log = logging.getLogger(__name__)
@@ -240,6 +243,9 @@ def commit_batch(
             (superseded if key in rebuilt else kept).append(entry)
         if not schema and previous:
             schema = previous["schema"]
+        # the carried-forward files must still be there; their facts come from the files
+        check_listed_files(paths, {"dataset_files": kept})
+        kept = with_flag_counts(paths.data, kept)
         # the gaps of the partitions this batch did not rebuild stay as the last commit found them
         accounting = {
             **accounting,
@@ -287,7 +293,14 @@ def commit_batch(
 def abandon_batch(paths: DatasetPaths, warehouse: Path, batch_id: str | None) -> None:
     """A batch that will not be committed (failed tests, dry run, error): remove its staged
     files and forget it in the warehouse. The published dataset is untouched."""
-    current = read_current(paths)
+    try:
+        current = read_current(paths)
+    except DatasetStateError:
+        # the pointer cannot be trusted, so it cannot tell whether this batch was committed:
+        # only its staging folder goes (the run stopped before building anything on it)
+        if batch_id is not None:
+            shutil.rmtree(paths.staging(batch_id), ignore_errors=True)
+        return
     if batch_id is not None and current is not None and current["batch_id"] == batch_id:
         return  # it reached the commit point: it is published, not abandoned
     if batch_id is not None:
@@ -304,3 +317,30 @@ def abandon_batch(paths: DatasetPaths, warehouse: Path, batch_id: str | None) ->
             rollback_batch(con, batch_id)
     finally:
         con.close()
+
+
+def prune_dbt_artifacts(folder: Path, keep: int, failed_keep_days: float) -> list[Path]:
+    """Bound ``<output>/_dbt``: the ``keep`` newest artifact folders stay; an older one is
+    deleted unless it is of a failed run (no run_results.json, or a node that errored or
+    failed) younger than ``failed_keep_days``. Returns the folders deleted."""
+    if not folder.is_dir():
+        return []
+    runs = sorted(
+        (p for p in folder.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True
+    )
+    removed = []
+    now = time.time()
+    for run in runs[keep:]:
+        if _failed_run(run) and now - run.stat().st_mtime < failed_keep_days * 86400:
+            continue
+        shutil.rmtree(run, ignore_errors=True)
+        removed.append(run)
+    return removed
+
+
+def _failed_run(run: Path) -> bool:
+    try:
+        results = json.loads((run / "run_results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return any(r.get("status") in ("error", "fail") for r in results.get("results", []))

@@ -9,6 +9,7 @@ import duckdb
 
 from batch_processor.checksums import sha256_file
 from batch_processor.dataset_commit import DatasetPaths, read_current
+from batch_processor.errors import DatasetStateError
 from batch_processor.manifest_common import checksum_ok, parquet_schema
 
 
@@ -27,12 +28,16 @@ class VerifyReport:
 def verify_output(output_dir: Path) -> VerifyReport:
     paths = DatasetPaths(output_dir)
     report = VerifyReport()
-    manifest = read_current(paths)
+    try:
+        manifest = read_current(paths)
+    except DatasetStateError as exc:
+        report.problems.append(str(exc))
+        return report
     if manifest is None:
         report.problems.append(f"no current manifest at {paths.current}")
         return report
     report.batch_id = manifest["batch_id"]
-    if not checksum_ok(manifest):
+    if not checksum_ok(manifest):  # read_current verified it; kept as the check of record
         report.problems.append(f"{paths.current}: the checksum does not match the manifest body")
     con = duckdb.connect()
     try:
