@@ -310,8 +310,7 @@ class DemoGenerator:
 
         def rating(device_type: str, column: str) -> float:
             device = first.get(device_type)
-            value = device.get(column) if device else None
-            return float(value) if isinstance(value, int | float) else 0.0
+            return _number(device.get(column) if device else None)
 
         def total_size(device_type: str) -> float:
             return sum(_number(d["size"]) for d in devices if d["device_type"] == device_type)

@@ -327,29 +327,23 @@ class TelemetryLoader:
     ) -> None:
         refused = refusal(path, self._input_dir, self.config.link_roots)
         if refused is not None:
-            self._record(con, self._refused_record(file_id, path, relative, refused), path)
+            # not read at all (a link out of the input folder, a pipe): no bytes or lines
+            record = self._file_record(file_id, path, relative, modified_at=_modified_at(path))
+            record["reason"] = refused
+            self._record(con, record, path)
             return
         stat = path.stat()
         scan = scan_file(path)
-        record: dict[str, object] = {
-            "batch_id": self.batch_id,
-            "file_id": file_id,
-            "path": str(path),
-            "relative_path": str(relative),
-            "site_id": None,
-            "size_bytes": scan.size_bytes,
-            "sha256": scan.sha256,
-            "modified_at": datetime.fromtimestamp(stat.st_mtime, tz=UTC),
-            "status": "rejected",
-            "reason": None,
-            "header_line": None,
-            "column_names": None,
-            "timestamp_column": None,
-            "physical_lines": scan.lines,
-            "blank_data_lines": None,
-            "line_endings": scan.line_endings,
-            "csv_delimiter": None,
-        }
+        record = self._file_record(
+            file_id,
+            path,
+            relative,
+            modified_at=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+            size_bytes=scan.size_bytes,
+            sha256=scan.sha256,
+            physical_lines=scan.lines,
+            line_endings=scan.line_endings,
+        )
         site = self.registry.resolve(relative)
         if site is None:
             record["reason"] = (
@@ -407,28 +401,36 @@ class TelemetryLoader:
         self._record(con, record, path)
         con.execute("commit")
 
-    def _refused_record(
-        self, file_id: int, path: Path, relative: PurePosixPath, reason: str
+    def _file_record(
+        self,
+        file_id: int,
+        path: Path,
+        relative: PurePosixPath,
+        *,
+        modified_at: datetime,
+        size_bytes: int = 0,
+        sha256: str = "",
+        physical_lines: int = 0,
+        line_endings: str | None = None,
     ) -> dict[str, object]:
-        """A file that is not read at all (a link out of the input folder, a pipe): it is
-        in the inventory as rejected, with no bytes or lines measured."""
+        """The file's row of telemetry_raw.files, rejected until the load says otherwise."""
         return {
             "batch_id": self.batch_id,
             "file_id": file_id,
             "path": str(path),
             "relative_path": str(relative),
             "site_id": None,
-            "size_bytes": 0,
-            "sha256": "",
-            "modified_at": _modified_at(path),
+            "size_bytes": size_bytes,
+            "sha256": sha256,
+            "modified_at": modified_at,
             "status": "rejected",
-            "reason": reason,
+            "reason": None,
             "header_line": None,
             "column_names": None,
             "timestamp_column": None,
-            "physical_lines": 0,
+            "physical_lines": physical_lines,
             "blank_data_lines": None,
-            "line_endings": None,
+            "line_endings": line_endings,
             "csv_delimiter": None,
         }
 
@@ -458,19 +460,18 @@ class TelemetryLoader:
             self._read_csv(con, file_id, path, site, probe)
             return scan.blank_lines
         self.config.spill_directory.mkdir(parents=True, exist_ok=True)
-        if not scan.needs_normalizing:
+        with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
+            if scan.needs_normalizing:
+                normalized = Path(spool) / "normalized.csv"
+                normalize_line_endings(path, normalized)
+                self._read_csv(con, file_id, normalized, site, probe)
+                return scan_file(normalized).blank_lines  # empty lines between lone CRs too
             # DuckDB expands *, ?, [ and { in a path as a glob: the file is read through a
             # link with a plain name, so that its name is data, never a pattern
-            with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
-                plain = Path(spool) / "input.csv"
-                plain.symlink_to(path.resolve())
-                self._read_csv(con, file_id, plain, site, probe)
-                return scan.blank_lines
-        with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
-            normalized = Path(spool) / "normalized.csv"
-            normalize_line_endings(path, normalized)
-            self._read_csv(con, file_id, normalized, site, probe)
-            return scan_file(normalized).blank_lines  # empty lines between lone CRs too
+            plain = Path(spool) / "input.csv"
+            plain.symlink_to(path.resolve())
+            self._read_csv(con, file_id, plain, site, probe)
+            return scan.blank_lines
 
     def _read_csv(
         self,
