@@ -15,7 +15,7 @@
     or the run's start time for a bare `dbt build`. -#}
 {% macro papers_batch_timestamp() %}
     {%- if var('papers_batch_timestamp') -%}
-        '{{ var("papers_batch_timestamp") }}'::timestamptz
+        {{ sql_string(var('papers_batch_timestamp')) }}::timestamptz
     {%- else -%}
         '{{ run_started_at.isoformat() }}'::timestamptz
     {%- endif -%}

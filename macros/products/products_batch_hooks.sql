@@ -20,7 +20,7 @@
 {% macro products_advance_watermark() %}
     insert or replace into {{ source('products_state', 'etl_watermark') }}
     select
-        '{{ var("products_source_name") }}' as source_name,
+        {{ sql_string(var('products_source_name')) }} as source_name,
         src_updated_at as last_src_updated_at,
         source_id as last_id,
         '{{ invocation_id }}' as batch_id,

@@ -344,6 +344,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BatchProcessorError as exc:
         log.error("%s", exc)
         return ExitCode.FAILED
+    except OSError as exc:  # a full disk, a folder that may not be written: say which file
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("%s%s", where, exc.strerror or exc)
+        return ExitCode.FAILED
     except KeyboardInterrupt:
         log.error("interrupted")
         return 130

@@ -97,10 +97,13 @@ def stage_parquet(
     paths: DatasetPaths,
     batch_id: str,
     partition_by: tuple[str, ...],
+    *,
+    range_column: str | None = None,
 ) -> StagedParquet:
     """Write ``query``'s rows as Hive-partitioned Parquet into the batch's staging folder
     (``part-<batch_id>-<n>.parquet``, a partition larger than MAX_FILE_SIZE split into
-    several files) and describe them for the manifest; ``commit_files`` publishes them."""
+    several files) and describe them for the manifest, measured on the files themselves
+    (with ``range_column``: its range per file); ``commit_files`` publishes them."""
     staging = paths.staging(batch_id)
     staging.mkdir(parents=True, exist_ok=True)
     target = str(staging).replace("'", "''")
@@ -111,7 +114,7 @@ def stage_parquet(
     )
     staged = sorted(staging.rglob("*.parquet"))
     return StagedParquet(
-        describe_partitioned_files(staging, staged, partition_by),
+        describe_partitioned_files(staging, staged, partition_by, range_column=range_column),
         parquet_schema(staged[0]) if staged else {},
     )
 

@@ -1,5 +1,6 @@
-"""The one DuckDB connection factory of the project."""
+"""The one DuckDB connection factory of the project, and how a path is handed to DuckDB."""
 
+import glob
 from pathlib import Path
 
 import duckdb
@@ -32,3 +33,11 @@ def connect(
     # TimeZone needs ICU, which loads only once a connection exists.
     con.execute("set TimeZone = 'UTC'")
     return con
+
+
+def literal_path(path: Path | str) -> str:
+    """``path`` as DuckDB's readers (read_csv, read_parquet, read_json) must receive it: they
+    expand ``*``, ``?`` and ``[…]`` in a path as a glob, so a file named ``*.csv`` (or an output
+    folder named ``out[1]``) would read every match. Each such character is bracketed
+    (``[*]``), which matches only itself."""
+    return glob.escape(str(path))

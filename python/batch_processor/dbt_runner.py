@@ -16,11 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from batch_processor import db
-from batch_processor.errors import RunFailedError
+from batch_processor.errors import ConfigError, RunFailedError
 from batch_processor.logs import json_logging
 from batch_processor.paths import PROJECT_ROOT
 
 log = logging.getLogger(__name__)
+
+
+def _first_line(message: str | None) -> str:
+    """The line of a database error that says what failed (dbt prefixes a header line)."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    useful = [
+        line for line in lines if not line.startswith(("Runtime Error in", "Database Error in"))
+    ]
+    return (useful or lines or ["no message"])[0][:300]
 
 
 @dataclass(frozen=True)
@@ -68,9 +77,27 @@ class DbtRun:
     def failure_summary(self) -> str:
         """One line naming each failed node and its failing-row count (or dbt's error)."""
         names = ", ".join(
-            f"{n.unique_id} ({n.status}, {n.failures} failing row(s))" for n in self.failed_nodes
+            f"{n.unique_id} ({n.status}, {n.failures} failing row(s))"
+            if n.failures
+            else f"{n.unique_id} ({n.status}: {_first_line(n.message)})"
+            for n in self.failed_nodes
         )
         return names or str(self.error)
+
+
+def vars_argument(dbt_vars: Mapping[str, Any]) -> str:
+    """``dbt_vars`` as dbt's --vars text, every value kept literal: dbt parses --vars as YAML
+    (JSON is YAML) and then renders each string as Jinja, so a text value is wrapped in
+    ``{% raw %}…{% endraw %}`` (``{{ 7*7 }}`` stays ``{{ 7*7 }}``, never 49). A value that
+    itself contains ``endraw`` cannot be protected that way and is refused."""
+    literal: dict[str, Any] = {}
+    for name, value in dbt_vars.items():
+        if isinstance(value, str):
+            if "endraw" in value:
+                raise ConfigError(f"the value of {name} may not contain 'endraw': {value!r}")
+            value = "{% raw %}" + value + "{% endraw %}" if value else value
+        literal[name] = value
+    return json.dumps(literal, default=str, ensure_ascii=False)
 
 
 @contextmanager
@@ -128,18 +155,35 @@ def _invoke(
         "debug",
     ]
     if dbt_vars:
-        args += ["--vars", json.dumps(dict(dbt_vars), default=str)]
+        args += ["--vars", vars_argument(dbt_vars)]
     if json_logging():  # dbt prints its own console lines: keep them one JSON object each
         args += ["--log-format", "json"]
     environment = {"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse), **(dbt_env or {})}
     if memory_limit_mb is not None:
         environment["BATCH_PROCESSOR_MEMORY_LIMIT"] = f"{memory_limit_mb}MB"
     log.info("dbt %s", " ".join(command))
+    # a log line dbt cannot write (a full disk under target_path) would print a traceback per
+    # line; the run's error says it once, naming the folder (see run_dbt)
+    raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
     with _environment(environment):
         try:
             return dbtRunner(manifest=manifest).invoke(args)
         finally:
+            logging.raiseExceptions = raise_exceptions
             _release_warehouse()
+
+
+def _error_text(exception: BaseException | None, target_path: Path) -> str | None:
+    """dbt's exception as one line; an OS error (a full disk) names where dbt was writing."""
+    if exception is None:
+        return None
+    cause: BaseException | None = exception
+    while cause is not None and not isinstance(cause, OSError):
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(cause, OSError):
+        where = cause.filename or f"dbt's artifacts and logs under {target_path}"
+        return f"{where}: {cause.strerror or cause}"
+    return str(exception)
 
 
 def run_dbt(
@@ -181,7 +225,7 @@ def run_dbt(
                     execution_time=float(node.execution_time or 0.0),
                 )
             )
-    error = str(result.exception) if result.exception is not None else None
+    error = _error_text(result.exception, target_path)
     return DbtRun(success=bool(result.success), target_path=target_path, nodes=nodes, error=error)
 
 

@@ -22,11 +22,18 @@ def fsync_dir(path: Path) -> None:
 
 
 def _write_temp(target: Path, data: bytes) -> Path:
+    """``data`` in a temporary file next to ``target``. A failed write (a full disk) removes
+    the partial file and raises an OSError that names ``target``, not the temporary name."""
     temp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    with temp.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        with temp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            temp.unlink()
+        raise OSError(exc.errno, exc.strerror or str(exc), str(target)) from exc
     return temp
 
 

@@ -14,6 +14,7 @@ from urllib.parse import unquote
 import duckdb
 
 from batch_processor.checksums import sha256_file
+from batch_processor.db import literal_path
 
 MANIFEST_VERSION = "1.0"
 
@@ -156,7 +157,7 @@ def describe_partitioned_files(
             for name, *rest in con.execute(
                 f"select filename, count(*){extra} from read_parquet($files, filename = true, "
                 "hive_partitioning = false) group by filename",
-                {"files": [str(f) for f in files]},
+                {"files": [literal_path(f) for f in files]},
             ).fetchall()
         }
     finally:
@@ -177,6 +178,32 @@ def describe_partitioned_files(
             entry[f"max_{range_column}"] = bounds[1].isoformat()
         described.append(entry)
     return described
+
+
+def column_counts(base: Path, entries: list[dict[str, Any]], column: str) -> dict[str, int]:
+    """How many rows of the files ``entries`` list (paths relative to ``base``) hold each value
+    of ``column`` ('none' for NULL), counted on the files."""
+    if not entries:
+        return {}
+    con = duckdb.connect()
+    try:
+        counted = con.execute(
+            f"select coalesce(cast({column} as varchar), 'none'), count(*) "
+            "from read_parquet($files, hive_partitioning = false) group by all order by 1",
+            {"files": [literal_path(base / e["path"]) for e in entries]},
+        ).fetchall()
+    finally:
+        con.close()
+    return {str(value): int(count) for value, count in counted}
+
+
+def range_over(entries: list[dict[str, Any]], column: str) -> list[str] | None:
+    """[earliest, latest] of ``column`` over file entries described with that range column."""
+    if not entries:
+        return None
+    first = min(entries, key=lambda e: datetime.fromisoformat(e[f"min_{column}"]))
+    last = max(entries, key=lambda e: datetime.fromisoformat(e[f"max_{column}"]))
+    return [first[f"min_{column}"], last[f"max_{column}"]]
 
 
 def sealed_manifest(

@@ -19,6 +19,7 @@ import pyarrow.dataset as pads
 
 from batch_processor.checksums import sha256_file
 from batch_processor.dataset_commit import DatasetPaths
+from batch_processor.db import literal_path
 from batch_processor.errors import BatchProcessorError
 
 PARTITION_SCHEMA = pa.schema(
@@ -62,7 +63,7 @@ def read_dataset(
     """The dataset as a DuckDB relation, with site_id, year and month from the partitions."""
     con = connection or duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    files = [str(f) for f in dataset_files(output_dir, verify=verify)]
+    files = [literal_path(f) for f in dataset_files(output_dir, verify=verify)]
     return con.sql(
         "select * from read_parquet($files, hive_partitioning = true, "
         "hive_types = {'site_id': 'VARCHAR', 'year': 'INTEGER', 'month': 'INTEGER'})",

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import duckdb
 
+from batch_processor.db import literal_path
+
 
 def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tuple[str, ...]:
     """The columns of ``schema.table``, in table order."""
@@ -25,7 +27,8 @@ def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> tu
 def csv_header(con: duckdb.DuckDBPyConnection, path: Path) -> set[str]:
     """The column names of a CSV file's header, trimmed and lower-cased."""
     described = con.execute(
-        "describe select * from read_csv(?, header = true, all_varchar = true)", [str(path)]
+        "describe select * from read_csv(?, header = true, all_varchar = true)",
+        [literal_path(path)],
     ).fetchall()
     return {str(row[0]).strip().lower() for row in described}
 

@@ -175,6 +175,11 @@ def test_a_newer_version_replaces_the_stored_one_and_an_older_one_does_not(
     third = handler(event(s3_bucket, old))
     assert (third["upsert_count"], third["duplicate_count"]) == (0, 1)
     assert stored(tmp_path / "w.duckdb")["arxiv:2401.12345"][5] == "Second, revised"
+    # the manifest measures its files: one paper, last updated by the second batch
+    manifest = json.loads((tmp_path / "out" / "manifests" / "current.json").read_text())
+    assert manifest["statistics"] == {"total_rows": 1, "partitions": 1}
+    assert sum(f["rows"] for f in manifest["dataset_files"]) == 1
+    assert manifest["updated_through"] == row[4].isoformat()
 
 
 @pytest.mark.shared_data

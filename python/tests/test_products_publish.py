@@ -55,6 +55,16 @@ def test_each_changing_sync_publishes_one_snapshot(tmp_path: Path) -> None:
         row[0] for row in warehouse_rows(warehouse)
     }
     assert manifest["statistics"]["total_rows"] == len(warehouse_rows(warehouse))
+    files = [str(output / "data" / f["path"]) for f in manifest["dataset_files"]]
+    measured = duckdb.sql(
+        "select coalesce(currency, 'none'), count(*), min(src_updated_at), max(src_updated_at) "
+        "from read_parquet($files) group by all",
+        params={"files": files},
+    ).fetchall()
+    assert manifest["statistics"]["rows_per_currency"] == {c: n for c, n, _, _ in measured}
+    first_at, last_at = manifest["statistics"]["src_updated_at_range"]
+    assert first_at == min(m[2] for m in measured).isoformat()
+    assert last_at == max(m[3] for m in measured).isoformat()
     assert [i["invocation_id"] for i in manifest["dbt"]["invocations"]] == [
         b.batch_id for b in first.batches
     ]

@@ -284,3 +284,125 @@ def test_dbt_artifacts_are_bounded(tmp_path: Path) -> None:
     removed = prune_dbt_artifacts(folder, keep=3, failed_keep_days=7)
     assert sorted(p.name for p in folder.iterdir()) == ["run2", "run5", "run6", "run7"]
     assert sorted(p.name for p in removed) == ["run0", "run1", "run3", "run4"]
+
+
+def test_glob_characters_in_the_output_path_are_literal(
+    published: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """An output folder ``ds[1]`` next to a folder ``ds1`` (which the glob ``ds[1]`` matches):
+    the reader, verify and the next commit read only the named folder's files."""
+    from batch_processor.reader import read_dataset
+
+    odd, decoy = tmp_path / "ds[1]", tmp_path / "ds1"
+    shutil.copytree(published[1], odd)
+    shutil.copytree(published[1], decoy)  # same relative file names: a glob reads both
+    manifest = json.loads((odd / "manifests" / "current.json").read_text())
+    total = manifest["statistics"]["total_rows"]
+    assert total > 0
+    assert read_dataset(odd).count("*").fetchall() == [(total,)]
+    assert main(["verify", "--output", str(odd)]) == ExitCode.OK
+
+    more = tmp_path / "more"
+    write_site_file(more, "extra.csv", 30, 80.0)
+    result = run(more, odd)
+    assert result.commit is not None
+    after = json.loads((odd / "manifests" / "current.json").read_text())
+    assert read_dataset(odd).count("*").fetchall() == [(after["statistics"]["total_rows"],)]
+    assert main(["verify", "--output", str(odd)]) == ExitCode.OK
+
+
+def test_text_values_reach_dbt_as_data_never_jinja(tmp_path: Path) -> None:
+    """A source name with quotes, Jinja, a comment and an emoji is stored exactly as given;
+    a value that could end dbt's raw block is refused by name."""
+    from batch_processor.dbt_runner import vars_argument
+    from batch_processor.errors import ConfigError
+    from batch_processor.products.generator import generate_products_export
+    from batch_processor.products.sync import sync_products
+
+    name = "it's {{ 7*7 }} {# c #} {% if %} \U0001f600"
+    export = generate_products_export(tmp_path / "in", rows=50, seed=3)
+    warehouse = tmp_path / "w.duckdb"
+    sync_products(export.path.parent, warehouse, tmp_path / "out", source_name=name)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        stored = con.execute("select source_name from products.etl_watermark").fetchall()
+    assert stored == [(name,)]
+    with pytest.raises(ConfigError, match="products_source_name"):
+        vars_argument({"products_source_name": "x {% endraw %} {{ 7*7 }}"})
+
+
+def test_a_relative_products_output_is_resolved_against_the_callers_folder(
+    tmp_path: Path,
+) -> None:
+    """Run from a folder outside the project: the dataset and dbt's artifacts land under
+    that folder, not in the checkout."""
+    import subprocess
+    import sys
+
+    from batch_processor.paths import PROJECT_ROOT
+    from batch_processor.products.generator import generate_products_export
+
+    generate_products_export(tmp_path / "in", rows=40, seed=4)
+    before = set((PROJECT_ROOT).iterdir())
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "batch-processor"),
+            "products",
+            "sync",
+            "--source",
+            "in",
+            "--warehouse",
+            "w.duckdb",
+            "--output",
+            "out",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == ExitCode.COMPLETED_WITH_REJECTS, done.stderr  # 1 bad row made
+    assert (tmp_path / "out" / "manifests" / "current.json").exists()
+    assert main(["verify", "--output", str(tmp_path / "out")]) == ExitCode.OK
+    assert set(PROJECT_ROOT.iterdir()) == before, "nothing was written into the checkout"
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Any:
+    """A 24 MB tmpfs (root only; skipped where mounting is not allowed)."""
+    import subprocess
+
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mount)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_names_the_path_and_leaves_the_dataset_as_it_was(
+    published: tuple[Path, Path], small_disk: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = small_disk / "out"
+    shutil.copytree(published[1], output)
+    before = data_files(output)
+    pointer = (output / "manifests" / "current.json").read_bytes()
+    free = shutil.disk_usage(small_disk).free
+    with (small_disk / "filler").open("wb") as filler:  # leave ~1 MB
+        filler.write(b"\0" * max(0, free - 1_000_000))
+    code = main(["telemetry", "run", "--input", str(published[0]), "--output", str(output)])
+    assert code == ExitCode.FAILED
+    messages = " ".join(line for line in capsys.readouterr().err.splitlines() if "ERROR" in line)
+    assert "No space left on device" in messages
+    assert str(small_disk) in messages, "the message names where the disk is full"
+    assert "Traceback" not in messages
+    (small_disk / "filler").unlink()
+    assert data_files(output) == before
+    assert (output / "manifests" / "current.json").read_bytes() == pointer
+    assert main(["verify", "--output", str(output)]) == ExitCode.OK

@@ -45,7 +45,7 @@ select
     doi,
     raw_xml,
     source_object,
-    '{{ var("papers_trace_id") }}' as trace_id,
+    {{ sql_string(var('papers_trace_id')) }} as trace_id,
     {{ papers_batch_timestamp() }} as batch_timestamp,
     'processed' as processing_status,
     coalesce(old_created_at, {{ papers_batch_timestamp() }}) as created_at,

@@ -13,7 +13,7 @@ watermark as (
         last_id
     from {{ source('products_state', 'etl_watermark') }}
     where
-        source_name = '{{ var("products_source_name") }}'
+        source_name = {{ sql_string(var('products_source_name')) }}
         and {{ var("products_resume") }}
 ),
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from batch_processor.db import literal_path
 from batch_processor.errors import ConfigError
 from batch_processor.source_tables import csv_header, select_list, table_columns
 
@@ -50,7 +51,7 @@ def register_tables(
             count = con.execute(
                 f"insert into {SCHEMA}.{table} select {select} "
                 "from read_csv(?, header = true, all_varchar = true)",
-                [str(path)],
+                [literal_path(path)],
             ).fetchall()[0][0]
             loaded[table] = int(count)
     except BaseException:

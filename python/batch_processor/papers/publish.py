@@ -13,6 +13,7 @@ later).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from batch_processor.dataset_commit import (
     remove_leftovers,
     stage_parquet,
 )
-from batch_processor.manifest_common import dbt_nodes, sealed_manifest
+from batch_processor.manifest_common import dbt_nodes, range_over, sealed_manifest
 
 log = logging.getLogger(__name__)
 
@@ -82,29 +83,35 @@ def publish_partitions(
             return None
         con.execute("create temp table touched (year varchar, month varchar)")
         con.executemany("insert into touched values (?, ?)", sorted(touched))
-        staged = stage_parquet(con, _TOUCHED_ROWS_SQL, paths, trace_id, PARTITION_KEYS)
+        staged = stage_parquet(
+            con, _TOUCHED_ROWS_SQL, paths, trace_id, PARTITION_KEYS, range_column="updated_at"
+        )
         output_files = staged.files
         kept: list[dict[str, Any]] = []
         superseded: list[dict[str, Any]] = []
         for entry in previous["dataset_files"] if previous else []:
             key = tuple(entry["partition"][k] for k in PARTITION_KEYS)
             (superseded if key in touched else kept).append(entry)
-        total, through = con.execute(f"select count(*), max(updated_at) from {PAPERS}").fetchall()[
-            0
-        ]
+        dataset_files = sorted(kept + output_files, key=lambda f: f["path"])
+        # measured on the files: the rows they hold, the newest update they carry
+        written_through = range_over(output_files, "updated_at")
+        through = max(
+            (t for t in (since, written_through and written_through[1]) if t),
+            key=datetime.fromisoformat,
+            default=None,
+        )
         manifest = sealed_manifest(
             dataset="papers",
             batch_id=trace_id,
             fields={
-                "updated_through": through.isoformat() if through else None,
+                "updated_through": through,
                 "batch_counts": counts,
                 "output_files": output_files,
-                "dataset_files": sorted(kept + output_files, key=lambda f: f["path"]),
+                "dataset_files": dataset_files,
                 "superseded_files": superseded,
                 "statistics": {
-                    "total_rows": int(total),
-                    "partitions": len({tuple(f["partition"].values()) for f in kept})
-                    + len(touched),
+                    "total_rows": sum(int(f["rows"]) for f in dataset_files),
+                    "partitions": len({tuple(f["partition"].values()) for f in dataset_files}),
                 },
                 "dbt": {"invocation_id": trace_id, "nodes": dbt_nodes(dbt_target, con)},
             },

@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 
 from batch_processor.checksums import sha256_file
+from batch_processor.db import literal_path
 from batch_processor.source_tables import csv_header, select_list, table_columns
 
 STAGING_TABLE = "products_raw.products_staging"
@@ -77,7 +78,7 @@ def _load_one(
             "ignore_errors = true) with ordinality"
         )
         line = "ordinality"
-    params: dict[str, Any] = {"path": str(path)}
+    params: dict[str, Any] = {"path": literal_path(path)}
     if kind != "csv":
         params["columns"] = dict.fromkeys(columns, "VARCHAR")
     inserted = con.execute(

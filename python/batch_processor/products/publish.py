@@ -27,7 +27,7 @@ from batch_processor.dataset_commit import (
     remove_leftovers,
     stage_parquet,
 )
-from batch_processor.manifest_common import dbt_nodes, sealed_manifest
+from batch_processor.manifest_common import column_counts, dbt_nodes, range_over, sealed_manifest
 
 log = logging.getLogger(__name__)
 
@@ -65,21 +65,14 @@ def _adopt_current(paths: DatasetPaths, con: duckdb.DuckDBPyConnection) -> set[s
     return {str(row[0]) for row in con.execute(f"select batch_id from {SNAPSHOTS}").fetchall()}
 
 
-def _statistics(con: duckdb.DuckDBPyConnection, change_log_rows: int) -> dict[str, Any]:
-    total, brands, first, last = con.execute(
-        f"select count(*), count(distinct brand_code), min(src_updated_at), max(src_updated_at) "
-        f"from {PRODUCTS}"
-    ).fetchall()[0]
-    per_currency = dict(
-        con.execute(
-            f"select coalesce(currency, 'none'), count(*) from {PRODUCTS} group by all order by 1"
-        ).fetchall()
-    )
+def _statistics(base: Path, files: list[dict[str, Any]], change_log_rows: int) -> dict[str, Any]:
+    """The snapshot's statistics, measured on its staged files (``base``) — true whatever else
+    the warehouse holds; ``change_log_rows`` is the change log this snapshot has seen."""
     return {
-        "total_rows": int(total),
-        "brands": int(brands),
-        "src_updated_at_range": [first.isoformat(), last.isoformat()] if first else None,
-        "rows_per_currency": per_currency,
+        "total_rows": sum(int(f["rows"]) for f in files),
+        "brands": len({f["partition"][PARTITION_KEY] for f in files}),
+        "src_updated_at_range": range_over(files, "src_updated_at"),
+        "rows_per_currency": column_counts(base, files, "currency"),
         "change_log_rows": change_log_rows,
     }
 
@@ -122,6 +115,7 @@ def publish_snapshot(
             paths,
             sync_id,
             (PARTITION_KEY,),
+            range_column="src_updated_at",
         )
         output_files = staged.files
         manifest = sealed_manifest(
@@ -134,7 +128,7 @@ def publish_snapshot(
                 "output_files": output_files,
                 "dataset_files": output_files,
                 "superseded_files": previous["dataset_files"] if previous else [],
-                "statistics": _statistics(con, change_log_rows),
+                "statistics": _statistics(paths.staging(sync_id), output_files, change_log_rows),
                 "dbt": {
                     "invocations": [
                         {"invocation_id": invocation, "nodes": dbt_nodes(target, con)}

@@ -12,6 +12,7 @@ from typing import Any
 
 import duckdb
 
+from batch_processor.db import literal_path
 from batch_processor.manifest_common import describe_partitioned_files, partition_values
 
 PARTITION_KEYS = ("site_id", "year", "month")
@@ -46,7 +47,7 @@ def with_flag_counts(base: Path, entries: list[dict[str, Any]]) -> list[dict[str
         for filename, flag, count in con.execute(
             "select filename, f, count(*) from read_parquet($files, filename = true, "
             "hive_partitioning = false), unnest(quality_flags) as t(f) group by all order by all",
-            {"files": list(by_file)},
+            {"files": [literal_path(f) for f in by_file]},
         ).fetchall():
             counts[by_file[filename]][flag] = count
     finally:

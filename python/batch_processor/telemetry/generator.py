@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from batch_processor.db import connect
+from batch_processor.db import connect, literal_path
 from batch_processor.errors import ConfigError
 from batch_processor.paths import (
     TELEMETRY_DEVICES_SEED,
@@ -225,7 +225,7 @@ class DemoGenerator:
             where coalesce(demo_export_style, '') <> ''
             order by case when site_id = 'CGMH-TY' then 0 else 1 end, site_id
             """,
-            {"path": str(TELEMETRY_SITES_SEED)},
+            {"path": literal_path(TELEMETRY_SITES_SEED)},
         )
         columns = [d[0] for d in rows.description]
         sites = [dict(zip(columns, row, strict=True)) for row in rows.fetchall()]
@@ -290,7 +290,7 @@ class DemoGenerator:
             where site_id = $site
             order by device_type, device_id
             """,
-            {"path": str(TELEMETRY_DEVICES_SEED), "site": site_id},
+            {"path": literal_path(TELEMETRY_DEVICES_SEED), "site": site_id},
         )
         columns = [d[0] for d in rows.description]
         return [dict(zip(columns, row, strict=True)) for row in rows.fetchall()]
@@ -360,7 +360,7 @@ class DemoGenerator:
             row[0]
             for row in self.con.execute(
                 "select point_id from read_csv($p, header = true) where site_aggregate = 'sum'",
-                {"p": str(TELEMETRY_POINTS_SEED)},
+                {"p": literal_path(TELEMETRY_POINTS_SEED)},
             ).fetchall()
         }
         columns = []
@@ -432,7 +432,7 @@ class DemoGenerator:
             row[0]
             for row in self.con.execute(
                 "select point_id from read_csv($p, header = true) where required_for_coverage",
-                {"p": str(TELEMETRY_POINTS_SEED)},
+                {"p": literal_path(TELEMETRY_POINTS_SEED)},
             ).fetchall()
         }
 
@@ -519,9 +519,9 @@ class DemoGenerator:
                 order by m.raw_column
                 """,
                 {
-                    "map": str(TELEMETRY_POINT_MAP_SEED),
-                    "conv": str(UNIT_CONVERSIONS_SEED),
-                    "sites": str(TELEMETRY_SITES_SEED),
+                    "map": literal_path(TELEMETRY_POINT_MAP_SEED),
+                    "conv": literal_path(UNIT_CONVERSIONS_SEED),
+                    "sites": literal_path(TELEMETRY_SITES_SEED),
                     "site": site_id,
                 },
             ).fetchall()

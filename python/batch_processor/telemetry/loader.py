@@ -18,7 +18,7 @@ import duckdb
 
 from batch_processor.checksums import FileScan, normalize_line_endings, scan_file
 from batch_processor.config import TelemetryConfig
-from batch_processor.db import connect
+from batch_processor.db import connect, literal_path
 from batch_processor.progress import track
 from batch_processor.telemetry.discover import discover_files, refusal
 from batch_processor.telemetry.probe import ProbeRejection, ProbeResult, probe_file
@@ -261,9 +261,6 @@ def first_error_line(exc: BaseException) -> str:
     return " | ".join(keep)[:500]
 
 
-_GLOB_CHARACTERS = frozenset("*?[]{}")
-
-
 def _modified_at(path: Path) -> datetime:
     try:
         return datetime.fromtimestamp(path.lstat().st_mtime, tz=UTC)
@@ -456,22 +453,15 @@ class TelemetryLoader:
         DuckDB's strict parser stops at a line ending that changes half-way through a file
         (LF, then CRLF) and at lone CR endings: such a file is read from a copy whose line
         endings are all LF, which keeps every line and its number."""
-        if not scan.needs_normalizing and not _GLOB_CHARACTERS.intersection(str(path)):
+        if not scan.needs_normalizing:
             self._read_csv(con, file_id, path, site, probe)
             return scan.blank_lines
         self.config.spill_directory.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.config.spill_directory) as spool:
-            if scan.needs_normalizing:
-                normalized = Path(spool) / "normalized.csv"
-                normalize_line_endings(path, normalized)
-                self._read_csv(con, file_id, normalized, site, probe)
-                return scan_file(normalized).blank_lines  # empty lines between lone CRs too
-            # DuckDB expands *, ?, [ and { in a path as a glob: the file is read through a
-            # link with a plain name, so that its name is data, never a pattern
-            plain = Path(spool) / "input.csv"
-            plain.symlink_to(path.resolve())
-            self._read_csv(con, file_id, plain, site, probe)
-            return scan.blank_lines
+            normalized = Path(spool) / "normalized.csv"
+            normalize_line_endings(path, normalized)
+            self._read_csv(con, file_id, normalized, site, probe)
+            return scan_file(normalized).blank_lines  # empty lines between lone CRs too
 
     def _read_csv(
         self,
@@ -498,7 +488,7 @@ class TelemetryLoader:
                 "file_id": file_id,
                 "header_line": probe.header_line,
                 "names": names,
-                "path": str(path),
+                "path": literal_path(path),  # a name is data, never a glob
                 "skip": probe.header_line - 1,
                 "columns": {f"c{i}": "VARCHAR" for i in range(len(names))},
                 "delimiter": site.csv_delimiter,

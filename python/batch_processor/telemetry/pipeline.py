@@ -200,10 +200,14 @@ def run_telemetry(
             failure["message"] = str(exc)
             if not isinstance(exc, RunFailedError):
                 failure["traceback"] = traceback.format_exc()
-            result.report_path = write_report(
-                paths, config, result, started_at, input_dir, failure=failure
-            )
-            raise BatchFailedError(str(exc), result.report_path) from exc
+            message = str(exc)
+            try:
+                result.report_path = write_report(
+                    paths, config, result, started_at, input_dir, failure=failure
+                )
+            except OSError as report_error:  # a full disk: the cause still reaches the user
+                message += f"; the batch report could not be written: {report_error}"
+            raise BatchFailedError(message, result.report_path) from exc
         finally:
             try:
                 prune_dbt_artifacts(

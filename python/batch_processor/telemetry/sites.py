@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 
 import duckdb
 
+from batch_processor.db import literal_path
 from batch_processor.errors import ConfigError
 
 
@@ -41,7 +42,7 @@ class SiteRegistry:
                 from read_csv($seed, header = true, all_varchar = true)
                 order by site_id
                 """,
-                {"seed": str(seed)},
+                {"seed": literal_path(seed)},
             ).fetchall()
         except duckdb.Error as exc:
             raise ConfigError(f"cannot read sites seed {seed}: {exc}") from exc

@@ -9,6 +9,7 @@ import duckdb
 
 from batch_processor.checksums import sha256_file
 from batch_processor.dataset_commit import DatasetPaths, read_current
+from batch_processor.db import literal_path
 from batch_processor.errors import DatasetStateError
 from batch_processor.manifest_common import checksum_ok, parquet_schema
 
@@ -51,7 +52,7 @@ def verify_output(output_dir: Path) -> VerifyReport:
                 report.problems.append(f"sha256 mismatch: {entry['path']}")
                 continue
             found = con.execute(
-                "select count(*) from read_parquet($p)", {"p": str(path)}
+                "select count(*) from read_parquet($p)", {"p": literal_path(path)}
             ).fetchone()
             if not found or found[0] != entry["rows"]:
                 report.problems.append(
