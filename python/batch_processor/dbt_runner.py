@@ -32,6 +32,10 @@ def _first_line(message: str | None) -> str:
     return (useful or lines or ["no message"])[0][:300]
 
 
+def _row_text(row: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in row.items())
+
+
 @dataclass(frozen=True)
 class NodeResult:
     unique_id: str
@@ -40,6 +44,7 @@ class NodeResult:
     message: str | None
     failures: int | None
     execution_time: float
+    compiled_code: str | None = None  # a test's query of its failing rows
 
 
 @dataclass(frozen=True)
@@ -74,14 +79,43 @@ class DbtRun:
             for n in self.failed_nodes
         ]
 
-    def failure_summary(self) -> str:
-        """One line naming each failed node and its failing-row count (or dbt's error)."""
-        names = ", ".join(
-            f"{n.unique_id} ({n.status}, {n.failures} failing row(s))"
-            if n.failures
-            else f"{n.unique_id} ({n.status}: {_first_line(n.message)})"
+    def failing_rows(self, warehouse: Path, limit: int = 5) -> dict[str, list[dict[str, Any]]]:
+        """Per failed data test: the first ``limit`` rows its query returns (the ids a
+        uniqueness or conflict test found), read from ``warehouse`` after the run."""
+        tests = [
+            n
             for n in self.failed_nodes
-        )
+            if n.resource_type == "test" and n.failures and n.compiled_code
+        ]
+        if not tests:
+            return {}
+        found: dict[str, list[dict[str, Any]]] = {}
+        con = db.connect(warehouse, read_only=True)
+        try:
+            for node in tests:
+                try:
+                    cursor = con.execute(f"select * from ({node.compiled_code}) limit {limit}")
+                    names = [d[0] for d in cursor.description or []]
+                    found[node.unique_id] = [
+                        dict(zip(names, r, strict=True)) for r in cursor.fetchall()
+                    ]
+                except Exception as error:  # a test that cannot be re-read names no rows
+                    log.debug("could not re-read the failing rows of %s: %s", node.unique_id, error)
+        finally:
+            con.close()
+        return found
+
+    def failure_summary(self, examples: dict[str, list[dict[str, Any]]] | None = None) -> str:
+        """One line naming each failed node and its failing-row count (or dbt's error)."""
+
+        def described(n: NodeResult) -> str:
+            if not n.failures:
+                return f"{n.unique_id} ({n.status}: {_first_line(n.message)})"
+            rows = (examples or {}).get(n.unique_id)
+            shown = f", e.g. {'; '.join(_row_text(r) for r in rows)}" if rows else ""
+            return f"{n.unique_id} ({n.status}, {n.failures} failing row(s){shown})"
+
+        names = ", ".join(described(n) for n in self.failed_nodes)
         return names or str(self.error)
 
 
@@ -223,6 +257,7 @@ def run_dbt(
                     message=node.message,
                     failures=node.failures,
                     execution_time=float(node.execution_time or 0.0),
+                    compiled_code=getattr(node.node, "compiled_code", None),
                 )
             )
     error = _error_text(result.exception, target_path)

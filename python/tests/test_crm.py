@@ -25,7 +25,7 @@ from batch_processor import devservers
 from batch_processor.crm import subjects
 from batch_processor.crm.etl import DELAY_ENV, run_crm_task
 from batch_processor.crm.events import CompletionEvent, event_task_handler
-from batch_processor.crm.generator import generate_crm_exports
+from batch_processor.crm.generator import generate_crm_exports, generate_hourly_crm_exports
 from batch_processor.crm.parity import check_parity
 from batch_processor.crm.tasks import TASKS
 from tests.conftest import SHARED_DATA, require_shared
@@ -47,7 +47,7 @@ def test_parity_on_the_jaffle_shop(tmp_path: Path) -> None:
     events = run_tasks(JAFFLE, tmp_path / "w.duckdb", "crm.orders", "crm.customers")
     assert {e.status for e in events.values()} == {"ok"}, events
     assert events["crm.orders"].rows == 99 and events["crm.customers"].rows == 100
-    assert check_parity(JAFFLE, tmp_path / "w.duckdb", ["orders", "customers"]) == []
+    assert check_parity(tmp_path / "w.duckdb", ["orders", "customers"]) == []
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     # jaffle-shop's own published figures for customer 1: 2 orders, lifetime value 33
     assert con.execute(
@@ -62,19 +62,137 @@ def test_parity_on_generated_data_and_an_append(tmp_path: Path) -> None:
     warehouse = tmp_path / "w.duckdb"
     events = run_tasks(folder, warehouse, "crm.orders", "crm.customers", "crm.leads")
     assert {e.status for e in events.values()} == {"ok"}
-    assert check_parity(folder, warehouse, ["orders", "customers", "leads"]) == []
+    assert check_parity(warehouse, ["orders", "customers", "leads"]) == []
 
     # the mart does not hide a wrong figure: tamper with one order and parity says so
     con = duckdb.connect(str(warehouse))
     con.execute("update crm.fct_orders set coupon_amount = coupon_amount + 1 where order_id = 7")
     con.close()
-    assert any(p.startswith("orders 7:") for p in check_parity(folder, warehouse, ["orders"]))
+    assert any(p.startswith("orders 7:") for p in check_parity(warehouse, ["orders"]))
 
-    # more orders arrive (append-mostly): the incremental mart takes them, nothing doubles
-    generate_crm_exports(folder, customers=800, orders=3500, leads=1500, seed=5)
-    again = run_tasks(folder, warehouse, "crm.orders")["crm.orders"]
+    # more orders arrive (append-mostly) in the next export: the incremental mart takes
+    # them, nothing doubles, and the tampered order is merged back to its true figures
+    generate_crm_exports(tmp_path / "in2", customers=800, orders=3500, leads=1500, seed=5)
+    again = run_tasks(tmp_path / "in2", warehouse, "crm.orders")["crm.orders"]
     assert again.status == "ok" and again.rows == 3500
-    assert check_parity(folder, warehouse, ["orders"]) == []
+    assert again.changes is not None
+    assert again.changes["orders"]["inserted"] == 500
+    assert again.changes["orders"]["unchanged"] == 3000
+    assert check_parity(warehouse, ["orders"]) == []
+
+    # an export edited after it was taken in: parity says it cannot vouch for it
+    (folder / "orders.csv").write_text((folder / "orders.csv").read_text() + "\n")
+    assert any("changed since it was taken in" in p for p in check_parity(warehouse, ["orders"]))
+
+
+def test_hour_by_hour_deliveries_keep_the_marts_equal_to_everything_delivered(
+    tmp_path: Path,
+) -> None:
+    """Cumulative hourly exports (ids repeated unchanged or with a new status), payments up
+    to two hours after their order, times with -0500 / Z / +0700: after every hour the marts
+    equal the independent computation over every file delivered so far."""
+    hours = generate_hourly_crm_exports(
+        tmp_path / "exports", hours=4, customers=60, orders=300, leads=80, seed=11
+    )
+    warehouse = tmp_path / "w.duckdb"
+    late_paid: set[int] = set()
+    seen: dict[tuple[str, str], int] = {}
+    for index, folder in enumerate(hours):
+        events = run_tasks(folder, warehouse, "crm.orders", "crm.customers", "crm.leads")
+        assert {e.status for e in events.values()} == {"ok"}, events
+        assert check_parity(warehouse, ["orders", "customers", "leads"]) == [], folder.name
+        orders = events["crm.orders"].changes
+        assert orders is not None
+        for table in ("orders", "payments"):
+            for kind in ("inserted", "updated", "unchanged"):
+                seen[(table, kind)] = seen.get((table, kind), 0) + orders[table][kind]
+        # the second task on the same folder finds its files already taken in
+        assert events["crm.customers"].changes is not None
+        assert events["crm.customers"].changes["orders"] == {"rows": 0, "already_taken_in": 1}
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            paid_now = {
+                row[0]
+                for row in con.execute(
+                    "select order_id from crm.fct_orders where amount > 0"
+                ).fetchall()
+            }
+        if index == 0:
+            unpaid_first = {
+                row[0]
+                for row in duckdb.sql(
+                    f"select id from read_csv('{folder / 'orders.csv'}') "
+                    f"where id not in (select order_id from read_csv('{folder / 'payments.csv'}'))"
+                ).fetchall()
+            }
+        late_paid |= unpaid_first & paid_now
+    assert late_paid, "orders of hour 0 whose payments arrived later were merged again"
+    # new ids, new statuses and unchanged repeats all occurred, and were told apart
+    assert seen[("orders", "updated")] > 0 and seen[("orders", "unchanged")] > 0
+    assert seen[("payments", "unchanged")] > 0 and seen[("payments", "updated")] == 0
+
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        # -0500 keeps its instant: 20:22 at -05:00 is 01:22 UTC the next day
+        (offsets,) = con.execute(
+            "select count(*) from crm.fct_orders "
+            "where order_date != cast(timezone('UTC', order_at) as date)"
+        ).fetchall()[0]
+        assert offsets == 0
+        kinds = con.execute(
+            "select count(distinct extract(hour from order_at)) from crm.fct_orders"
+        ).fetchall()[0][0]
+        assert kinds > 1, "the time of day is kept"
+
+    # replaying an old hour changes nothing: its files were taken in
+    before = duckdb.connect(str(warehouse), read_only=True)
+    snapshot = before.execute("select * from crm.fct_orders order by order_id").fetchall()
+    before.close()
+    replay = run_tasks(hours[0], warehouse, "crm.orders")["crm.orders"]
+    assert replay.status == "ok"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute("select * from crm.fct_orders order by order_id").fetchall() == snapshot
+    assert check_parity(warehouse, ["orders", "customers", "leads"]) == []
+
+
+def test_a_conflicting_id_in_one_export_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=20, orders=30, leads=5, seed=2)
+    payments = folder / "payments.csv"
+    lines = payments.read_text().splitlines()
+    identical = lines[1]
+    pid, order_id, method, amount = lines[2].split(",")
+    conflicting = ",".join([pid, order_id, method, str(int(amount) + 1)])
+    payments.write_text("\n".join([*lines, identical, conflicting]) + "\n")
+    event = run_tasks(folder, tmp_path / "w.duckdb", "crm.orders")["crm.orders"]
+    assert event.status == "failed"
+    assert "one_version_per_key_stg_crm__payments_payment_id" in str(event.error)
+    assert f"conflicting_id={pid}, versions=2" in str(event.error)
+    assert f"conflicting_id={identical.split(',')[0]}," not in str(event.error)
+
+
+def test_an_unreadable_export_fails_with_an_event_naming_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=20, orders=30, leads=5, seed=2)
+    orders = folder / "orders.csv"
+    orders.write_bytes(orders.read_bytes().replace(b"placed", b"plac\xe9d", 1))
+    event = run_tasks(folder, tmp_path / "w.duckdb", "crm.orders")["crm.orders"]
+    assert event.status == "failed" and event.rows == 0
+    assert str(orders) in str(event.error)
+
+
+def test_an_unexpected_exception_still_ends_in_a_failed_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batch_processor.crm import etl
+
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=20, orders=30, leads=5, seed=2)
+
+    def broken(*_: object, **__: object) -> None:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(etl, "register_tables", broken)
+    event = run_tasks(folder, tmp_path / "w.duckdb", "crm.orders")["crm.orders"]
+    assert (event.status, event.error_type, event.error) == ("failed", "ZeroDivisionError", "a bug")
 
 
 def test_a_bad_export_fails_the_task_with_a_clear_error(tmp_path: Path) -> None:
@@ -279,4 +397,4 @@ def test_two_workers_serve_concurrently_without_corrupting_the_warehouse(
     task_events = [e for e in events if e["task"] in ("crm.orders", "crm.leads")]
     assert len(task_events) == 6 and {e["status"] for e in task_events} == {"ok"}
     assert len({e["worker"] for e in task_events}) == 2  # both served
-    assert check_parity(folder, warehouse, ["orders", "leads"]) == []
+    assert check_parity(warehouse, ["orders", "leads"]) == []

@@ -1,9 +1,10 @@
-{#- Per customer: first and most recent order, number of orders, lifetime value (everything
-    paid for the customer's orders, as jaffle-shop defines it). -#}
+{#- Per customer: first and most recent order (instant and UTC date), number of orders,
+    lifetime value (everything paid for the customer's orders, as jaffle-shop defines it),
+    over every order and payment delivered so far. -#}
 with
 
 orders as (
-    select * from {{ ref('stg_crm__orders') }}
+    select * from {{ ref('int_crm__orders_latest') }}
 ),
 
 order_payments as (
@@ -12,6 +13,8 @@ order_payments as (
 
 select
     orders.customer_id,
+    min(orders.order_at) as first_order_at,
+    max(orders.order_at) as most_recent_order_at,
     min(orders.order_date) as first_order,
     max(orders.order_date) as most_recent_order,
     count(*) as number_of_orders,

@@ -1,9 +1,11 @@
-{#- Per order: the amount paid with each method and in total (dollars). -#}
+{#- Per order: the amount paid with each method and in total (dollars), over every payment
+    delivered so far (int_crm__payments_latest), so a payment that arrives after its order
+    counts. -#}
 {%- set payment_methods = ['credit_card', 'coupon', 'bank_transfer', 'gift_card'] %}
 with
 
 payments as (
-    select * from {{ ref('stg_crm__payments') }}
+    select * from {{ ref('int_crm__payments_latest') }}
 )
 
 select

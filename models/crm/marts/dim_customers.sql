@@ -1,10 +1,11 @@
-{#- One row per customer with their order history summarized. -#}
+{#- One row per customer delivered so far, with their order history summarized over every
+    order and payment delivered so far. -#}
 {{ config(materialized='table') }}
 
 with
 
 customers as (
-    select * from {{ ref('stg_crm__customers') }}
+    select * from {{ ref('int_crm__customers_latest') }}
 ),
 
 customer_orders as (
@@ -16,6 +17,8 @@ select
     customers.first_name,
     customers.last_name,
     customers.email,
+    customer_orders.first_order_at,
+    customer_orders.most_recent_order_at,
     customer_orders.first_order,
     customer_orders.most_recent_order,
     coalesce(customer_orders.number_of_orders, 0) as number_of_orders,

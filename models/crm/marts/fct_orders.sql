@@ -1,6 +1,8 @@
-{#- One row per order with what was paid by each method. Incremental: orders are
-    append-mostly, so a run merges only new orders and orders whose status or payments
-    changed. -#}
+{#- One row per order with what was paid by each method. Incremental, merged on order_id:
+    every order delivered so far (int_crm__orders_latest) is joined with every payment
+    delivered so far, and the orders whose figures differ from the stored row are written,
+    so an order whose payments arrive in a later export (or in another task's run) is
+    re-merged, and an order delivered again unchanged is not touched. -#}
 {{
     config(
         materialized='incremental',
@@ -14,7 +16,7 @@
 with
 
 orders as (
-    select * from {{ ref('stg_crm__orders') }}
+    select * from {{ ref('int_crm__orders_latest') }}
 ),
 
 order_payments as (
@@ -25,6 +27,7 @@ joined as (
     select
         orders.order_id,
         orders.customer_id,
+        orders.order_at,
         orders.order_date,
         orders.status,
         {%- for method in payment_methods %}
@@ -39,7 +42,8 @@ existing as (
     {%- if is_incremental() %}
         select * exclude (batch_id) from {{ this }}
     {%- else %}
-        select * from joined where false
+        select * from joined
+        where false
     {%- endif %}
 ),
 
@@ -54,7 +58,7 @@ changed as (
         {%- for method in payment_methods %}
             or existing.{{ method }}_amount != joined.{{ method }}_amount
         {%- endfor %}
-        or existing.order_date != joined.order_date
+        or existing.order_at != joined.order_at
         or existing.customer_id != joined.customer_id
 )
 

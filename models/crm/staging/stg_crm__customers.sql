@@ -1,3 +1,4 @@
+{#- This run's customers export, typed. -#}
 with
 
 source as (
@@ -8,5 +9,6 @@ select
     cast(trim(id) as integer) as customer_id,
     nullif(trim(first_name), '') as first_name,
     nullif(trim(last_name), '') as last_name,
-    nullif(lower(trim(email)), '') as email
+    nullif(lower(trim(email)), '') as email,
+    delivery_id
 from source

@@ -87,7 +87,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _parity(args: argparse.Namespace) -> int:
     from batch_processor.crm.parity import check_parity
 
-    problems = check_parity(args.input, args.warehouse or DEFAULT_WAREHOUSE, args.tables)
+    problems = check_parity(args.warehouse or DEFAULT_WAREHOUSE, args.tables)
     for problem in problems[:50]:
         print(f"  {problem}")
     print("parity: ok" if not problems else f"parity: {len(problems)} difference(s)")
@@ -135,9 +135,10 @@ def add_crm_commands(domains: argparse._SubParsersAction) -> None:  # type: igno
     gen.add_argument("--seed", type=int, default=1)
     gen.set_defaults(handler=_generate)
     parity = commands.add_parser(
-        "parity", help="recompute the marts' key figures from the CSVs (pyarrow) and compare"
+        "parity",
+        help="recompute the marts' key figures (pyarrow) from every export file the "
+        "warehouse has taken in, and compare",
     )
-    parity.add_argument("--input", type=Path, required=True, help="the export folder")
     parity.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     parity.add_argument(
         "--tables", nargs="+", default=["orders", "customers", "leads"], help="what to check"

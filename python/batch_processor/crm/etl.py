@@ -1,11 +1,13 @@
 """One CRM task run, synchronous (the TaskIQ task runs it in ``asyncio.to_thread``):
-register the task's export files, run its dbt selection, count its mart, and return the
-completion event. Never raises for a failed run: the event says it failed and why.
+register the task's export files as deliveries, run its dbt selection, count what changed
+and its mart, and return the completion event. Never raises: a failed run, and any
+unexpected exception, is an event that says it failed and why.
 
 Writers are serialized: within a worker by a process lock (dbt's runner is not thread
 safe), across workers by the warehouse's file lock (DuckDB has one writer). A task is
-idempotent (the marts are rebuilt or merged on their keys), so a task redelivered after a
-killed worker does not duplicate anything."""
+idempotent (an export whose bytes were taken in before is not loaded again; the marts are
+merged or rebuilt on their keys), so a task redelivered after a killed worker does not
+duplicate anything."""
 
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from typing import Any
 
 from batch_processor import db
 from batch_processor.crm.events import CompletionEvent
-from batch_processor.crm.sources import register_tables
-from batch_processor.crm.tasks import CrmTask
+from batch_processor.crm.sources import Delivery, register_tables
+from batch_processor.crm.tasks import LATEST_STATE, CrmTask
 from batch_processor.dbt_runner import ensure_tables, run_dbt
 from batch_processor.errors import BatchProcessorError
 from batch_processor.run_lock import warehouse_lock
@@ -28,6 +30,7 @@ from batch_processor.run_lock import warehouse_lock
 log = logging.getLogger(__name__)
 
 SOURCE_TABLES = [
+    ("crm_raw", "deliveries"),
     ("crm_raw", "customers"),
     ("crm_raw", "orders"),
     ("crm_raw", "payments"),
@@ -36,6 +39,47 @@ SOURCE_TABLES = [
 LOCK_TIMEOUT_S = 600.0
 DELAY_ENV = "BATCH_PROCESSOR_CRM_TASK_DELAY_S"  # test hook: sleep before the run (kill tests)
 _DBT = threading.Lock()
+
+_CHANGES_SQL = """
+select
+    count(*) filter (where batch_id = $batch and first_batch_id = $batch),
+    count(*) filter (where batch_id = $batch and first_batch_id != $batch)
+from {state}
+"""
+
+
+def _changes(
+    warehouse: Path, deliveries: list[Delivery], batch_id: str | None
+) -> dict[str, dict[str, int]]:
+    """Per delivered table: rows, identical repeats, and the ids this run inserted, updated
+    and left unchanged (counted in SQL on the raw table and the table's latest state)."""
+    changes: dict[str, dict[str, int]] = {}
+    con = db.connect(warehouse, read_only=True)
+    try:
+        for delivery in deliveries:
+            if delivery.already_taken_in:
+                changes[delivery.table] = {"rows": 0, "already_taken_in": 1}
+                continue
+            state, key = LATEST_STATE[delivery.table]
+            (distinct_ids,) = con.execute(
+                f"select count(distinct {key}) from (select distinct * from {state.staging})"
+            ).fetchall()[0]
+            (distinct_rows,) = con.execute(
+                f"select count(*) from (select distinct * from {state.staging})"
+            ).fetchall()[0]
+            inserted, updated = con.execute(
+                _CHANGES_SQL.format(state=state.latest), {"batch": batch_id or ""}
+            ).fetchall()[0]
+            changes[delivery.table] = {
+                "rows": delivery.rows,
+                "duplicate_rows": delivery.rows - int(distinct_rows),
+                "inserted": int(inserted),
+                "updated": int(updated),
+                "unchanged": int(distinct_ids) - int(inserted) - int(updated),
+            }
+    finally:
+        con.close()
+    return changes
 
 
 def run_crm_task(
@@ -50,6 +94,21 @@ def run_crm_task(
     started = time.monotonic()
     worker = f"{socket.gethostname()}:{os.getpid()}"
     batch_id: str | None = None
+
+    def failed(error: BaseException, *, unexpected: bool) -> CompletionEvent:
+        if unexpected:
+            log.exception("%s: unexpected error", task.name)
+        return CompletionEvent(
+            task=task.name,
+            batch_id=batch_id,
+            status="failed",
+            rows=0,
+            duration_ms=round(1000 * (time.monotonic() - started)),
+            error=str(error) or type(error).__name__,
+            error_type=type(error).__name__ if unexpected else None,
+            worker=worker,
+        )
+
     try:
         delay = float(os.environ.get(DELAY_ENV, "0") or 0)
         if delay:
@@ -59,10 +118,10 @@ def run_crm_task(
             ensure_tables(warehouse, SOURCE_TABLES, "crm_create_source_tables", work / "setup")
             con = db.connect(warehouse)
             try:
-                loaded = register_tables(con, input_dir, list(task.sources))
+                deliveries = register_tables(con, input_dir, list(task.sources))
             finally:
                 con.close()
-            log.info("%s: registered %s", task.name, loaded)
+            log.info("%s: registered %s", task.name, [d.as_dict() for d in deliveries])
             run = run_dbt(
                 ["build", "--select", task.selector],
                 warehouse=warehouse,
@@ -71,22 +130,18 @@ def run_crm_task(
             )
             batch_id = run.invocation_id
             if not run.success:
-                raise BatchProcessorError(f"dbt build failed: {run.failure_summary()}")
+                examples = run.failing_rows(warehouse)
+                raise BatchProcessorError(f"dbt build failed: {run.failure_summary(examples)}")
+            changes = _changes(warehouse, deliveries, batch_id)
             con = db.connect(warehouse, read_only=True)
             try:
                 rows = int(con.execute(f"select count(*) from {task.mart}").fetchall()[0][0])
             finally:
                 con.close()
     except (BatchProcessorError, OSError) as error:
-        return CompletionEvent(
-            task=task.name,
-            batch_id=batch_id,
-            status="failed",
-            rows=0,
-            duration_ms=round(1000 * (time.monotonic() - started)),
-            error=str(error),
-            worker=worker,
-        )
+        return failed(error, unexpected=False)
+    except Exception as error:  # never silence: the event says what broke
+        return failed(error, unexpected=True)
     return CompletionEvent(
         task=task.name,
         batch_id=batch_id,
@@ -94,4 +149,5 @@ def run_crm_task(
         rows=rows,
         duration_ms=round(1000 * (time.monotonic() - started)),
         worker=worker,
+        changes=changes or None,
     )

@@ -32,6 +32,15 @@ class CompletionEvent(BaseModel):
     rows: int = Field(ge=0, description="rows in the task's mart after the run")
     duration_ms: int = Field(ge=0)
     error: str | None = None
+    error_type: str | None = Field(
+        default=None, description="the exception class of an unexpected failure"
+    )
+    changes: dict[str, dict[str, int]] | None = Field(
+        default=None,
+        description="per export table: rows delivered, duplicate_rows (identical repeats), "
+        "inserted, updated and unchanged ids; already_taken_in 1 when its bytes were loaded "
+        "before (nothing loaded)",
+    )
     finished_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     worker: str | None = None
     task_id: str | None = Field(default=None, description="the TaskIQ task id it answers")

@@ -9,6 +9,27 @@ from batch_processor.crm import subjects
 
 
 @dataclass(frozen=True)
+class EntityState:
+    staging: str  # the staging view of this run's delivery
+    latest: str  # the model holding the latest delivered version of every id
+
+
+# per export table: where its delivery and its latest state live, and its key
+LATEST_STATE: dict[str, tuple[EntityState, str]] = {
+    table: (
+        EntityState(f"crm_staging.stg_crm__{table}", f"crm_intermediate.int_crm__{table}_latest"),
+        key,
+    )
+    for table, key in (
+        ("customers", "customer_id"),
+        ("orders", "order_id"),
+        ("payments", "payment_id"),
+        ("leads", "lead_id"),
+    )
+}
+
+
+@dataclass(frozen=True)
 class CrmTask:
     name: str  # the TaskIQ task name, also `batch-processor enqueue NAME`
     sources: tuple[str, ...]  # crm_raw tables it registers from the export folder
