@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from batch_processor.paths import PROJECT_ROOT
@@ -86,3 +87,35 @@ def nats_server() -> AbstractContextManager[str]:
     """A fresh nats-server with JetStream on a free loopback port (Debian's package,
     installed by the script if missing); yields its URL."""
     return _scripted_server(NATS_SCRIPT)
+
+
+@dataclass(frozen=True)
+class ScriptedServer:
+    """A server started by a project script, which can be taken down and brought back with
+    its state (an outage, for tests)."""
+
+    url: str
+    folder: str
+    script: Path
+
+    def halt(self) -> None:
+        subprocess.run([str(self.script), "halt", self.folder], check=True)
+
+    def revive(self) -> None:
+        subprocess.run([str(self.script), "revive", self.folder], check=True, capture_output=True)
+
+
+@contextmanager
+def nats_server_with_outages() -> Iterator[ScriptedServer]:
+    """Like nats_server, yielding a handle whose halt() stops the server and revive() starts
+    it again on the same port with the same JetStream store."""
+    started = subprocess.run(
+        [str(NATS_SCRIPT), "start", str(free_port())], capture_output=True, text=True, check=False
+    )
+    if started.returncode != 0:
+        raise RuntimeError(f"nats.sh could not start its server: {started.stderr.strip()}")
+    url, folder = started.stdout.split()
+    try:
+        yield ScriptedServer(url, folder, NATS_SCRIPT)
+    finally:
+        subprocess.run([str(NATS_SCRIPT), "stop", folder], check=False)

@@ -239,6 +239,9 @@ def nats_url() -> Iterator[str]:
         yield url
 
 
+ACK_WAIT_S = 6  # short, as the in-progress acks allow; a killed worker's task returns in 6 s
+
+
 class Worker:
     def __init__(self, url: str, warehouse: Path, folder: Path, log: Path, **env: str) -> None:
         self.log = log
@@ -246,7 +249,7 @@ class Worker:
             [CLI, "worker", "--nats", url, "--warehouse", str(warehouse), "--input", str(folder)],
             stdout=log.open("w"),
             stderr=subprocess.STDOUT,
-            env={**os.environ, "BATCH_PROCESSOR_NATS_ACK_WAIT_S": "4", **env},
+            env={**os.environ, "BATCH_PROCESSOR_NATS_ACK_WAIT_S": str(ACK_WAIT_S), **env},
         )
         self.wait_for("worker ready")
 
@@ -257,14 +260,18 @@ class Worker:
             assert time.monotonic() < deadline, f"no {text!r} in {self.log.read_text()}"
             time.sleep(0.1)
 
-    def stop(self, sig: int = signal.SIGTERM) -> None:
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
         if self.process.poll() is None:
             self.process.send_signal(sig)
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=60)
+        return self.process.returncode
 
 
-async def _collect(url: str, seconds: float, enqueue: list[list[str]]) -> list[dict]:
-    """Subscribe to every completion subject, run the enqueue commands, collect events."""
+async def _collect(
+    url: str, seconds: float, enqueue: list[list[str]], expect: int | None = None
+) -> list[dict]:
+    """Subscribe to every completion subject, run the enqueue commands, collect events
+    (until ``expect`` of them, by default one per command, arrived)."""
     client = await nats.connect(url)
     events: list[dict] = []
 
@@ -277,9 +284,9 @@ async def _collect(url: str, seconds: float, enqueue: list[list[str]]) -> list[d
             subprocess.run, [CLI, *command, "--nats", url], check=True, capture_output=True
         )
     deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and len(events) < len(enqueue):
+    while time.monotonic() < deadline and len(events) < (expect or len(enqueue)):
         await asyncio.sleep(0.1)
-    await asyncio.sleep(1.5)  # late duplicates would show up here
+    await asyncio.sleep(3)  # late duplicates would show up here
     await client.close()
     return events
 
@@ -353,7 +360,7 @@ def test_a_killed_workers_task_is_redelivered_and_nothing_is_duplicated(
             deadline = time.monotonic() + 60
             while not events and time.monotonic() < deadline:
                 await asyncio.sleep(0.2)
-            await asyncio.sleep(6)  # longer than ack_wait: a second delivery would show
+            await asyncio.sleep(ACK_WAIT_S + 2)  # a second delivery would show now
             await client.close()
             return events
 
@@ -388,13 +395,122 @@ def test_two_workers_serve_concurrently_without_corrupting_the_warehouse(
                 "crm.leads",
                 "crm.orders",
                 "crm.leads",
+                "crm.customers",
             )
         ]
-        events = asyncio.run(_collect(nats_url, 90, commands))
+        # 7 tasks, and the one segments task the customers completion makes (not one per
+        # worker: the listeners share a queue group)
+        events = asyncio.run(_collect(nats_url, 120, commands, expect=8))
     finally:
         for worker in workers:
             worker.stop()
     task_events = [e for e in events if e["task"] in ("crm.orders", "crm.leads")]
     assert len(task_events) == 6 and {e["status"] for e in task_events} == {"ok"}
+    assert [e["task"] for e in events].count("crm.customer_segments") == 1
     assert len({e["worker"] for e in task_events}) == 2  # both served
     assert check_parity(warehouse, ["orders", "leads"]) == []
+
+
+@pytest.mark.slow
+def test_a_live_long_task_is_not_redelivered_and_sigterm_lets_it_finish(
+    tmp_path: Path, nats_url: str
+) -> None:
+    """A task running for 3x ack_wait keeps its message (in-progress acks): a second, idle
+    worker never gets it. SIGTERM during the task: it finishes, publishes its one event and
+    is acked, and the worker exits 0; an idle worker stopped with SIGTERM exits 0 quietly."""
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=50, orders=100, leads=10, seed=8)
+    warehouse = tmp_path / "w.duckdb"
+    busy = Worker(
+        nats_url, warehouse, folder, tmp_path / "busy.log", **{DELAY_ENV: str(3 * ACK_WAIT_S)}
+    )
+    idle: Worker | None = None
+    try:
+
+        async def scenario() -> list[dict]:
+            client = await nats.connect(nats_url)
+            events: list[dict] = []
+
+            async def on_event(message: object) -> None:
+                events.append(json.loads(message.data))  # type: ignore[attr-defined]
+
+            await client.subscribe(subjects.ORDERS_COMPLETED, cb=on_event)
+            await asyncio.to_thread(
+                subprocess.run, [CLI, "enqueue", "crm.orders", "--nats", nats_url], check=True
+            )
+            await asyncio.to_thread(busy.wait_for, "crm.orders")
+            nonlocal idle
+            idle = await asyncio.to_thread(
+                Worker, nats_url, warehouse, folder, tmp_path / "idle.log"
+            )
+            await asyncio.sleep(ACK_WAIT_S + 1)  # past ack_wait: the task is still busy's
+            busy.process.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 90
+            while not events and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            await asyncio.sleep(ACK_WAIT_S + 2)  # a redelivery would show now
+            await client.close()
+            return events
+
+        events = asyncio.run(scenario())
+        assert busy.process.wait(timeout=60) == 0, busy.log.read_text()
+    finally:
+        busy.stop(signal.SIGKILL)
+    assert idle is not None
+    assert idle.stop() == 0
+    assert [e["status"] for e in events] == ["ok"], events
+    assert events[0]["worker"].endswith(f":{busy.process.pid}")
+    assert "crm.orders" not in idle.log.read_text()
+    for log in (busy.log, idle.log):
+        text = log.read_text()
+        assert "Traceback" not in text and " ERROR " not in text, text
+    assert "finishing the task in flight" in busy.log.read_text()
+
+
+@pytest.mark.slow
+def test_a_worker_rides_out_a_nats_outage_longer_than_the_old_reconnect_window(
+    tmp_path: Path,
+) -> None:
+    """nats-py gives up after 60 reconnect attempts by default; with 0.5 s between
+    attempts that is 30 s. The server is down for 40 s, comes back with its store, and the
+    same worker serves the next task, with a log that says so in a few lines."""
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=50, orders=100, leads=10, seed=9)
+    with devservers.nats_server_with_outages() as server:
+        worker = Worker(
+            server.url,
+            tmp_path / "w.duckdb",
+            folder,
+            tmp_path / "worker.log",
+            BATCH_PROCESSOR_NATS_RECONNECT_WAIT_S="0.5",
+        )
+        try:
+            server.halt()
+            time.sleep(40)
+            assert worker.process.poll() is None, "the worker is still running"
+            server.revive()
+            worker.wait_for("reconnected to NATS", timeout=30)
+            events = asyncio.run(_collect(server.url, 60, [["enqueue", "crm.orders"]]))
+            status = subprocess.run(
+                [CLI, "worker", "status", "--nats", server.url],
+                capture_output=True, text=True, check=True,
+            )  # fmt: skip
+        finally:
+            code = worker.stop()
+    assert [e["status"] for e in events] == ["ok"]
+    assert events[0]["worker"].endswith(f":{worker.process.pid}")
+    assert code == 0
+    # the outage is told in a few lines, not one per reconnect attempt (DuckDB's nanobind
+    # prints its leak report at interpreter exit: not the worker's log)
+    lines = [
+        line
+        for line in worker.log.read_text().splitlines()
+        if "nanobind" not in line and "leaked" not in line
+    ]
+    assert len(lines) < 30, "\n".join(lines)
+    assert sum("NATS" in line and "WARNING" in line for line in lines) <= 4
+    assert "Traceback" not in worker.log.read_text()
+    shown = json.loads(status.stdout)
+    assert shown["queue"]["waiting"] == 0 and shown["queue"]["ack_wait_s"] == ACK_WAIT_S
+    assert [w["worker"] for w in shown["workers"]] == [events[0]["worker"]]
+    assert shown["workers"][0]["last_task"]["task"] == "crm.orders"

@@ -17,7 +17,11 @@ DEFAULT_INPUT = Path("crm-in")
 
 def _worker(args: argparse.Namespace) -> int:
     from batch_processor.crm.broker import nats_url
-    from batch_processor.crm.worker import run_worker
+    from batch_processor.crm.worker import run_worker, worker_status
+
+    if args.action == "status":
+        print(json.dumps(asyncio.run(worker_status(nats_url(args.nats))), indent=2))
+        return ExitCode.OK
 
     warehouse: Path = args.warehouse or DEFAULT_WAREHOUSE
     work: Path = args.work or warehouse.parent / "crm-work"
@@ -96,7 +100,19 @@ def _parity(args: argparse.Namespace) -> int:
 
 def add_crm_commands(domains: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     nats_help = "NATS server (default $BATCH_PROCESSOR_NATS_URL or nats://127.0.0.1:4222)"
-    worker = domains.add_parser("worker", help="serve the CRM tasks from NATS (long-lived)")
+    worker = domains.add_parser(
+        "worker",
+        help="serve the CRM tasks from NATS (long-lived); `worker status` shows the queue "
+        "depth and every live worker",
+    )
+    worker.add_argument(
+        "action",
+        nargs="?",
+        choices=["serve", "status"],
+        default="serve",
+        help="serve (default): run a worker until SIGTERM, which lets the task in flight "
+        "finish; status: print the queue and the workers' status as JSON",
+    )
     worker.add_argument("--nats", default=None, help=nats_help)
     worker.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     worker.add_argument(

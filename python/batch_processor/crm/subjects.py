@@ -3,6 +3,8 @@
 TASKS_SUBJECT = "crm.tasks"  # where TaskIQ sends CRM task messages (JetStream)
 TASKS_STREAM = "crm_tasks"
 WORKERS_DURABLE = "crm_workers"  # one durable pull consumer shared by every worker
+LISTENERS_QUEUE = "crm_listeners"  # queue group: each event reaches one worker's listener
+WORKERS_STATUS_BUCKET = "crm_workers"  # JetStream key-value: one live status per worker
 
 EVENTS_STREAM = "etl_events"  # completion events are kept in JetStream too
 EVENTS_SUBJECTS = "etl.>"
