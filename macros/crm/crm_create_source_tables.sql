@@ -2,7 +2,8 @@
     fresh warehouse. A CRM task replaces a table's rows with the export file of its run
     (every column as text; typed by the staging models), each row tagged with the delivery
     it came from; crm_raw.deliveries records every export file the warehouse has taken in
-    (its path, sha256, size and rows), which is what parity recomputes the marts from. -#}
+    (its path, sha256, size and rows) and, once the task's dbt build succeeded, the batch
+    that merged it: parity recomputes the marts from the merged deliveries. -#}
 {% macro crm_create_source_tables() %}
     create schema if not exists crm_raw;
     create sequence if not exists crm_raw.delivery_ids;
@@ -13,8 +14,10 @@
         sha256 varchar not null,
         size_bytes bigint not null,
         rows bigint not null,
-        taken_at timestamptz not null
+        taken_at timestamptz not null,
+        merged_batch_id varchar
     );
+    alter table crm_raw.deliveries add column if not exists merged_batch_id varchar;
     create table if not exists crm_raw.customers (
         id varchar, first_name varchar, last_name varchar, email varchar
     );

@@ -153,6 +153,39 @@ def test_hour_by_hour_deliveries_keep_the_marts_equal_to_everything_delivered(
     assert check_parity(warehouse, ["orders", "customers", "leads"]) == []
 
 
+def test_a_delivery_whose_task_failed_is_loaded_again_by_the_next_task(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The files were registered, then dbt died: the delivery is not merged, so the retry
+    loads it (it is not "already taken in") and parity only counts merged deliveries."""
+    from batch_processor.crm import etl
+
+    folder = tmp_path / "in"
+    generate_crm_exports(folder, customers=30, orders=40, leads=5, seed=2)
+    warehouse = tmp_path / "w.duckdb"
+    real_run_dbt = etl.run_dbt
+
+    def dying(*args: object, **kwargs: object) -> object:
+        raise OSError("the worker's disk vanished mid-build")
+
+    monkeypatch.setattr(etl, "run_dbt", dying)
+    failed = run_tasks(folder, warehouse, "crm.orders")["crm.orders"]
+    assert failed.status == "failed"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(
+            "select count(*) from crm_raw.deliveries where merged_batch_id is null"
+        ).fetchall() == [(2,)]
+    monkeypatch.setattr(etl, "run_dbt", real_run_dbt)
+    retried = run_tasks(folder, warehouse, "crm.orders")["crm.orders"]
+    assert retried.status == "ok" and retried.rows == 40
+    assert retried.changes is not None and retried.changes["orders"]["inserted"] == 40
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        assert con.execute(
+            "select count(*), count(merged_batch_id) from crm_raw.deliveries"
+        ).fetchall() == [(2, 2)], "the same delivery ids, now merged"
+    assert check_parity(warehouse, ["orders"]) == []
+
+
 def test_a_conflicting_id_in_one_export_is_named(tmp_path: Path) -> None:
     folder = tmp_path / "in"
     generate_crm_exports(folder, customers=20, orders=30, leads=5, seed=2)

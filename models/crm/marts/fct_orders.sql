@@ -53,13 +53,13 @@ changed as (
     left join existing on joined.order_id = existing.order_id
     where
         existing.order_id is null
-        or existing.status != joined.status
-        or existing.amount != joined.amount
+        or existing.status is distinct from joined.status
+        or existing.amount is distinct from joined.amount
         {%- for method in payment_methods %}
-            or existing.{{ method }}_amount != joined.{{ method }}_amount
+            or existing.{{ method }}_amount is distinct from joined.{{ method }}_amount
         {%- endfor %}
-        or existing.order_at != joined.order_at
-        or existing.customer_id != joined.customer_id
+        or existing.order_at is distinct from joined.order_at
+        or existing.customer_id is distinct from joined.customer_id
 )
 
 select

@@ -2,7 +2,8 @@
 
 Task messages go to a JetStream stream (subjects.TASKS_STREAM) read by one durable pull
 consumer that every worker shares, so each task runs on one worker. A message is acked only
-after its task ran and published its event; while it runs, the worker tells JetStream it is
+after its task ran and published its event (a publish that fails for PUBLISH_RETRY_S hands
+the message back, nak, so the task runs again); while it runs, the worker tells JetStream it is
 still working on it (an in-progress ack every ack_wait / 3), so ack_wait can be short (30 s
 by default) and the task of a killed worker is redelivered to another within it, while a
 live worker's long task is never redelivered. The consumer's settings belong to the workers
@@ -30,7 +31,7 @@ from typing import Any
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from taskiq import AckableMessage, AsyncBroker, Context, TaskiqDepends
 from taskiq.kicker import AsyncKicker
 from taskiq_nats import PullBasedJetStreamBroker
@@ -52,7 +53,8 @@ DEFAULT_ACK_WAIT_S = 30.0  # in-progress acks keep a live task's message; a dead
 DEFAULT_RECONNECT_WAIT_S = 2.0
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600.0
 DEFAULT_MAX_BYTES = 1 << 30
-MAX_DELIVER = 5
+MAX_DELIVER = 5  # then JetStream gives the message up (counted in `worker status`)
+PUBLISH_RETRY_S = 300.0  # a finished task's event waits this long for NATS to come back
 
 
 def _setting(name: str, default: float) -> float:
@@ -116,6 +118,7 @@ class CrmBroker(PullBasedJetStreamBroker):
         self.draining = False
         self.connected = False
         self._last_error: str | None = None
+        self._released: set[int] = set()
 
     async def _disconnected(self) -> None:
         if self.connected and not self.draining:
@@ -170,7 +173,7 @@ class CrmBroker(PullBasedJetStreamBroker):
                 failing = True
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
-                if self.client.is_connected:
+                if self.client.is_connected and isinstance(error, NotFoundError):
                     try:  # a server that came back without its store: recreate the consumer
                         await self._startup_consumer()
                     except Exception as again:
@@ -187,9 +190,24 @@ class CrmBroker(PullBasedJetStreamBroker):
                 self.idle.clear()
                 yield AckableMessage(data=message.data, ack=self._acker(message))
 
+    async def release_in_flight(self) -> None:
+        """Hand the message in flight back to JetStream (nak) instead of acking it: its task
+        could not publish its event, so it must run again (tasks are idempotent)."""
+        message = self.in_flight
+        if message is None:
+            return
+        self._released.add(id(message))
+        try:
+            await message.nak()
+        except Exception as error:  # it comes back after ack_wait anyway
+            log.warning("could not hand the task back (%s): redelivered after ack_wait", error)
+
     def _acker(self, message: Msg) -> Callable[[], Coroutine[Any, Any, None]]:
         async def ack() -> None:
             try:
+                if id(message) in self._released:
+                    self._released.discard(id(message))
+                    return
                 await message.ack()
             except Exception as error:  # it will be redelivered; the task is idempotent
                 log.warning("could not ack task message (%s): it will be redelivered", error)
@@ -223,7 +241,18 @@ async def ensure_events_stream(broker: CrmBroker) -> None:
 
 
 async def publish_event(broker: CrmBroker, subject: str, event: CompletionEvent) -> None:
-    await broker.js.publish(subject, event.to_bytes())
+    """Publish to JetStream, retrying (NATS may be reconnecting) for up to
+    PUBLISH_RETRY_S; raises if it never got through."""
+    deadline = asyncio.get_running_loop().time() + PUBLISH_RETRY_S
+    while True:
+        try:
+            await broker.js.publish(subject, event.to_bytes())
+            break
+        except Exception as error:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            log.warning("could not publish %s yet (%s); retrying", subject, error)
+            await asyncio.sleep(2.0)
     log.info("published %s: %s", subject, event.model_dump_json())
 
 
@@ -266,12 +295,17 @@ def register_tasks(broker: CrmBroker, context: WorkerContext) -> None:
                 event = await asyncio.to_thread(
                     run_crm_task, task, folder, context.warehouse, work, manifest=context.manifest
                 )
+                event = event.model_copy(update={"task_id": task_id})
+                await publish_event(broker, task.subject, event)
+            except BaseException:
+                # no event went out: hand the message back rather than ack it, so the task
+                # runs again (idempotent) and its event is published then
+                await broker.release_in_flight()
+                raise
             finally:
                 if heartbeat is not None:
                     heartbeat.cancel()
                 context.current_task = None
-            event = event.model_copy(update={"task_id": task_id})
-            await publish_event(broker, task.subject, event)
             shutil.rmtree(work, ignore_errors=True)
             context.tasks_done += 1
             context.last_task = {

@@ -21,7 +21,7 @@ from typing import Any
 
 from batch_processor import db
 from batch_processor.crm.events import CompletionEvent
-from batch_processor.crm.sources import Delivery, register_tables
+from batch_processor.crm.sources import Delivery, mark_merged, register_tables
 from batch_processor.crm.tasks import LATEST_STATE, CrmTask
 from batch_processor.dbt_runner import ensure_tables, run_dbt
 from batch_processor.errors import BatchProcessorError
@@ -132,6 +132,11 @@ def run_crm_task(
             if not run.success:
                 examples = run.failing_rows(warehouse)
                 raise BatchProcessorError(f"dbt build failed: {run.failure_summary(examples)}")
+            con = db.connect(warehouse)
+            try:
+                mark_merged(con, deliveries, batch_id or "")
+            finally:
+                con.close()
             changes = _changes(warehouse, deliveries, batch_id)
             con = db.connect(warehouse, read_only=True)
             try:

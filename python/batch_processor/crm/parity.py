@@ -2,13 +2,14 @@
 Python over the export files, no SQL and no dbt — and compared with the marts in the
 warehouse.
 
-The input is every export file the warehouse has taken in (``crm_raw.deliveries``, in the
-order they were taken in, each checked against its recorded sha256), so parity holds after
-any sequence of incremental runs: per table the files are stacked in delivery order and the
-last row of each id wins, as the ``int_crm__*_latest`` models define. Figures per order
-(customer, amount by payment method and in total), per customer (orders, first and last
-order instant, lifetime value) and for the leads (count per stage, conversions within the
-window, total days to close). ``check_parity`` returns the differences (empty = parity)."""
+The input is every export file the warehouse has merged (``crm_raw.deliveries`` whose task
+succeeded, in the order they were taken in, each checked against its recorded sha256), so
+parity holds after any sequence of incremental runs: per table the files are stacked in
+delivery order and the last row of each id wins, as the ``int_crm__*_latest`` models
+define. Figures per order (customer, status, instant, amount by payment method and in
+total), per customer (orders, first and last order instant, lifetime value) and for the
+leads (count per stage, conversions within the window, total days to close).
+``check_parity`` returns the differences (empty = parity)."""
 
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class Deliveries:
             self.files: dict[str, list[tuple[int, Path, str]]] = {}
             for table, delivery_id, path, digest in con.execute(
                 "select table_name, delivery_id, path, sha256 from crm_raw.deliveries "
-                "order by delivery_id"
+                "where merged_batch_id is not null order by delivery_id"
             ).fetchall():
                 self.files.setdefault(table, []).append((delivery_id, Path(path), digest))
         finally:
@@ -105,8 +106,8 @@ def _ids(table: pa.Table, column: str = "id") -> list[int]:
     return [int(v) for v in table[column].to_pylist()]
 
 
-def orders_figures(deliveries: Deliveries) -> dict[int, tuple[int, ...]]:
-    """order_id -> (customer_id, cents by method…, total cents)."""
+def orders_figures(deliveries: Deliveries) -> dict[int, tuple[Any, ...]]:
+    """order_id -> (customer_id, status, placed at (UTC), cents by method…, total cents)."""
     orders = deliveries.latest("orders", {"id": pa.int64(), "user_id": pa.int64()})
     payments = deliveries.latest(
         "payments", {"id": pa.int64(), "order_id": pa.int64(), "amount": pa.int64()}
@@ -130,12 +131,19 @@ def orders_figures(deliveries: Deliveries) -> dict[int, tuple[int, ...]]:
                 strict=True,
             )
         }
-    figures: dict[int, tuple[int, ...]] = {}
+    figures: dict[int, tuple[Any, ...]] = {}
     if not orders.num_rows:
         return figures
-    for order_id, customer_id in zip(_ids(orders), _ids(orders, "user_id"), strict=True):
+    for order_id, customer_id, status, placed in zip(
+        _ids(orders),
+        _ids(orders, "user_id"),
+        orders["status"].to_pylist(),
+        orders["order_date"].to_pylist(),
+        strict=True,
+    ):
         amounts = tuple(paid.get((order_id, m), 0) for m in METHODS)
-        figures[order_id] = (customer_id, *amounts, sum(amounts))
+        state = status.strip().lower() if status else None
+        figures[order_id] = (customer_id, state, _instant(placed), *amounts, sum(amounts))
     return figures
 
 
@@ -205,9 +213,10 @@ def _warehouse_figures(warehouse: Path, tables: Iterable[str]) -> dict[str, Any]
         if "orders" in tables:
             methods = ", ".join(f"{m}_amount" for m in METHODS)
             out["orders"] = {
-                row[0]: (row[1], *(_cents(v) for v in row[2:]))
+                row[0]: (row[1], row[2], row[3], *(_cents(v) for v in row[4:]))
                 for row in con.execute(
-                    f"select order_id, customer_id, {methods}, amount from crm.fct_orders"
+                    f"select order_id, customer_id, status, order_at, {methods}, amount "
+                    "from crm.fct_orders"
                 ).fetchall()
             }
         if "customers" in tables:

@@ -9,10 +9,12 @@ created (one definition).
 
 Every file taken in is a *delivery*, recorded in ``crm_raw.deliveries`` (path, sha256, size,
 rows) and stamped on its rows; the staging models see only this run's deliveries and the
-``int_crm__*_latest`` models keep the latest content of every id across all of them. A file
-whose bytes were taken in before (the same export re-delivered, or a second task reading the
-same folder) is not loaded again: the table is left empty for the run, so a replay can never
-bring back an older version of a row."""
+``int_crm__*_latest`` models keep the latest content of every id across all of them. When the
+task's dbt build succeeded, its deliveries are marked merged (``mark_merged``). A file whose
+bytes a successful task merged before (the same export re-delivered, or a second task reading
+the same folder) is not loaded again: the table is left empty for the run, so a replay can
+never bring back an older version of a row. Bytes whose task failed or was killed before
+merging them are loaded again by the next task that finds them."""
 
 from __future__ import annotations
 
@@ -103,19 +105,27 @@ def register_tables(
             digest, size = sha256_file(path), path.stat().st_size
             con.execute(f"delete from {SCHEMA}.{table}")
             known = con.execute(
-                f"select delivery_id, rows from {DELIVERIES} "
-                "where table_name = $t and sha256 = $s order by delivery_id limit 1",
+                f"select delivery_id, rows, merged_batch_id is not null from {DELIVERIES} "
+                "where table_name = $t and sha256 = $s "
+                "order by merged_batch_id is null, delivery_id limit 1",
                 {"t": table, "s": digest},
             ).fetchall()
-            if known:
+            if known and known[0][2]:  # merged by a task that succeeded: nothing new in it
                 deliveries.append(Delivery(table, path, int(known[0][0]), int(known[0][1]), True))
                 continue
-            (delivery_id,) = con.execute(f"select nextval('{SCHEMA}.delivery_ids')").fetchall()[0]
-            rows = _load(con, table, path, int(delivery_id))
+            # new bytes, or bytes whose task failed or was killed before merging them: load
+            # them (again, under the same delivery id)
+            delivery_id = int(
+                known[0][0]
+                if known
+                else con.execute(f"select nextval('{SCHEMA}.delivery_ids')").fetchall()[0][0]
+            )
+            rows = _load(con, table, path, delivery_id)
             if sha256_file(path) != digest or path.stat().st_size != size:
                 raise ConfigError(f"{path}: changed while reading (still being written?)")
             con.execute(
-                f"insert into {DELIVERIES} values ($id, $t, $p, $s, $b, $r, now())",
+                f"insert or replace into {DELIVERIES} "
+                "values ($id, $t, $p, $s, $b, $r, now(), null)",
                 {
                     "id": delivery_id,
                     "t": table,
@@ -125,9 +135,21 @@ def register_tables(
                     "r": rows,
                 },
             )
-            deliveries.append(Delivery(table, path, int(delivery_id), rows, False))
+            deliveries.append(Delivery(table, path, delivery_id, rows, False))
     except BaseException:
         con.execute("rollback")
         raise
     con.execute("commit")
     return deliveries
+
+
+def mark_merged(con: duckdb.DuckDBPyConnection, deliveries: list[Delivery], batch_id: str) -> None:
+    """Record that ``batch_id``'s successful build merged ``deliveries`` into the latest
+    state: from now on the same bytes are not loaded again, and parity reads them."""
+    fresh = [d.delivery_id for d in deliveries if not d.already_taken_in]
+    if fresh:
+        con.execute(
+            f"update {DELIVERIES} set merged_batch_id = $b "
+            "where delivery_id in (select unnest($ids::bigint[]))",
+            {"b": batch_id, "ids": fresh},
+        )

@@ -121,10 +121,12 @@ async def serve(url: str, warehouse: Path, input_dir: Path, work: Path) -> None:
     broker.is_worker_process = True
     await broker.startup()
     await ensure_events_stream(broker)
-    for handler in HANDLERS:  # a queue group: each event reaches one worker's listener
+    subscriptions = [  # a queue group: each event reaches one worker's listener
         await broker.client.subscribe(
             handler.subject, queue=subjects.LISTENERS_QUEUE, cb=_deliver_to(handler, broker)
         )
+        for handler in HANDLERS
+    ]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
@@ -136,6 +138,9 @@ async def serve(url: str, warehouse: Path, input_dir: Path, work: Path) -> None:
     )
     await stop.wait()
     broker.draining = True
+    for subscription in subscriptions:  # events go to the workers that stay
+        with contextlib.suppress(Exception):
+            await subscription.unsubscribe()
     if not broker.idle.is_set():
         log.info("stopping: finishing the task in flight (%s) first", context.current_task)
         timeout = float(os.environ.get(DRAIN_TIMEOUT_ENV, "") or DEFAULT_DRAIN_TIMEOUT_S)
