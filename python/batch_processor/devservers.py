@@ -62,8 +62,8 @@ def moto_server() -> Iterator[dict[str, str]]:
 
 
 @contextmanager
-def _scripted_server(script: Path) -> Iterator[str]:
-    """Start a server with ``script start PORT`` (it prints "<url> <folder>"), yield the URL,
+def _scripted(script: Path) -> Iterator[tuple[str, str]]:
+    """Start a server with ``script start PORT`` (it prints "<url> <folder>"), yield both,
     and ``script stop FOLDER`` afterwards."""
     started = subprocess.run(
         [str(script), "start", str(free_port())], capture_output=True, text=True, check=False
@@ -72,9 +72,16 @@ def _scripted_server(script: Path) -> Iterator[str]:
         raise RuntimeError(f"{script.name} could not start its server: {started.stderr.strip()}")
     url, folder = started.stdout.split()
     try:
-        yield url
+        yield url, folder
     finally:
         subprocess.run([str(script), "stop", folder], check=False)
+
+
+@contextmanager
+def _scripted_server(script: Path) -> Iterator[str]:
+    """A server started by ``script``; yields its URL."""
+    with _scripted(script) as (url, _):
+        yield url
 
 
 def postgres_server() -> AbstractContextManager[str]:
@@ -109,13 +116,5 @@ class ScriptedServer:
 def nats_server_with_outages() -> Iterator[ScriptedServer]:
     """Like nats_server, yielding a handle whose halt() stops the server and revive() starts
     it again on the same port with the same JetStream store."""
-    started = subprocess.run(
-        [str(NATS_SCRIPT), "start", str(free_port())], capture_output=True, text=True, check=False
-    )
-    if started.returncode != 0:
-        raise RuntimeError(f"nats.sh could not start its server: {started.stderr.strip()}")
-    url, folder = started.stdout.split()
-    try:
+    with _scripted(NATS_SCRIPT) as (url, folder):
         yield ScriptedServer(url, folder, NATS_SCRIPT)
-    finally:
-        subprocess.run([str(NATS_SCRIPT), "stop", folder], check=False)

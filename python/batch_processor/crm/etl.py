@@ -61,11 +61,9 @@ def _changes(
                 changes[delivery.table] = {"rows": 0, "already_taken_in": 1}
                 continue
             state, key = LATEST_STATE[delivery.table]
-            (distinct_ids,) = con.execute(
-                f"select count(distinct {key}) from (select distinct * from {state.staging})"
-            ).fetchall()[0]
-            (distinct_rows,) = con.execute(
-                f"select count(*) from (select distinct * from {state.staging})"
+            distinct_ids, distinct_rows = con.execute(
+                f"select count(distinct {key}), count(*) "
+                f"from (select distinct * from {state.staging})"
             ).fetchall()[0]
             inserted, updated = con.execute(
                 _CHANGES_SQL.format(state=state.latest), {"batch": batch_id or ""}

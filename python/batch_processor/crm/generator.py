@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from batch_processor import db
 
 _TABLES_SQL = {
@@ -79,32 +81,33 @@ def generate_crm_exports(
     folder: Path, *, customers: int, orders: int, leads: int, seed: int = 1
 ) -> GeneratedCrm:
     """Write customers.csv, orders.csv, payments.csv and leads.csv into ``folder``."""
-    folder.mkdir(parents=True, exist_ok=True)
     params = {"customers": max(1, customers), "orders": orders, "leads": leads, "seed": seed}
-    rows: dict[str, int] = {}
     con = db.connect(":memory:")
     try:
-        for table, sql in _TABLES_SQL.items():
-            used = {k: v for k, v in params.items() if f"${k}" in sql}
-            con.execute(f"create or replace temp table export as {sql}", used)
-            target = str(folder / f"{table}.csv").replace("'", "''")
-            con.execute(f"copy export to '{target}' (header true)")
-            rows[table] = int(con.execute("select count(*) from export").fetchall()[0][0])
+        rows = _write_tables(con, folder, _TABLES_SQL, params)
     finally:
         con.close()
     return GeneratedCrm(folder, rows)
 
 
+def _write_tables(
+    con: duckdb.DuckDBPyConnection, folder: Path, tables: dict[str, str], params: dict[str, int]
+) -> dict[str, int]:
+    """Each of ``tables`` (name -> query) as ``folder/<name>.csv``; rows written per table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: dict[str, int] = {}
+    for table, sql in tables.items():
+        used = {k: v for k, v in params.items() if f"${k}" in sql}
+        con.execute(f"create or replace temp table export as {sql}", used)
+        target = str(folder / f"{table}.csv").replace("'", "''")
+        con.execute(f"copy export to '{target}' (header true)")
+        rows[table] = int(con.execute("select count(*) from export").fetchall()[0][0])
+    return rows
+
+
 _HOURLY_SQL = {
     # every customer, in every hour's export (a cumulative export)
-    "customers": """
-        select
-            i + 1 as id,
-            'First' || (hash(i, $seed) % 997)::varchar as first_name,
-            chr(65 + (hash(i, $seed, 1) % 26)::integer) || '.' as last_name,
-            'customer' || (i + 1)::varchar || '@example.com' as email
-        from range($customers) as t(i)
-    """,
+    "customers": _TABLES_SQL["customers"],
     # every order placed so far, its status moving on with its age: ids repeat every hour,
     # unchanged or updated; the time carries an offset (-0500, Z or +0700)
     "orders": """
@@ -196,7 +199,6 @@ def generate_hourly_crm_exports(
     try:
         for hour in range(hours):
             folder = root / f"hour={hour:02d}"
-            folder.mkdir(parents=True, exist_ok=True)
             params = {
                 "customers": max(1, customers),
                 "orders": orders,
@@ -205,11 +207,7 @@ def generate_hourly_crm_exports(
                 "hour": hour,
                 "hours": hours,
             }
-            for table, sql in _HOURLY_SQL.items():
-                used = {k: v for k, v in params.items() if f"${k}" in sql}
-                con.execute(f"create or replace temp table export as {sql}", used)
-                target = str(folder / f"{table}.csv").replace("'", "''")
-                con.execute(f"copy export to '{target}' (header true)")
+            _write_tables(con, folder, _HOURLY_SQL, params)
             folders.append(folder)
     finally:
         con.close()
