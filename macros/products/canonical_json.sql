@@ -11,8 +11,11 @@
       never removed, their order is data.
 
     `source_relation` must have the columns `key_column` (unique) and `json_column` (valid
-    JSON text); the calling query must start with `with recursive`. Returns rows (key_column, canonical_json, json_depth) for every input row;
-    canonical_json is null when a node lies deeper than `max_depth`. -#}
+    JSON text); the calling query must start with `with recursive`. Returns rows
+    (key_column, canonical_json, json_depth) for every input row in the CTE json_canonical;
+    canonical_json is null when a node lies deeper than `max_depth`. The CTE json_nodes (one
+    row per node: row_key, node_id, parent_id, node_key, node_path, node_type, node_atom) is
+    there for checks of the caller's own. -#}
 {% macro canonical_json_ctes(source_relation, key_column, json_column, max_depth) %}
 json_nodes as (
     select
@@ -20,6 +23,7 @@ json_nodes as (
         tree.id as node_id,
         tree.parent as parent_id,
         tree.key as node_key,
+        tree.fullkey as node_path,
         tree.type as node_type,
         tree.atom as node_atom
     from {{ source_relation }} as src,

@@ -12,21 +12,49 @@
         changed_fields,
         source_id,
         src_updated_at,
-        now() as changed_at
+        now() as changed_at,
+        changes
     from {{ ref('int_products__changes') }}
     where change_type in ('insert', 'update')
 {% endmacro %}
 
+{#- Every cursor the batch took in (applied, skipped or rejected): a later sync tells a row
+    that arrived behind the watermark from one it has seen. -#}
+{% macro products_record_synced_rows() %}
+    insert or ignore into {{ source('products_state', 'synced_rows') }}
+    select
+        {{ sql_string(var('products_source_name')) }} as source_name,
+        source_id,
+        src_updated_at,
+        '{{ invocation_id }}' as batch_id
+    from {{ ref('int_products__batch') }}
+{% endmacro %}
+
+{#- The watermark only moves forward: the later of the stored one and the batch's last
+    cursor (a replay of an older export, --no-resume or --since, never moves it back). -#}
 {% macro products_advance_watermark() %}
     insert or replace into {{ source('products_state', 'etl_watermark') }}
     select
         {{ sql_string(var('products_source_name')) }} as source_name,
-        src_updated_at as last_src_updated_at,
-        source_id as last_id,
-        '{{ invocation_id }}' as batch_id,
+        last_src_updated_at,
+        last_id,
+        batch_id,
         now() as updated_at
-    from {{ ref('int_products__batch') }}
-    order by src_updated_at desc, source_id desc
+    from (
+        select
+            src_updated_at as last_src_updated_at,
+            source_id as last_id,
+            '{{ invocation_id }}' as batch_id
+        from {{ ref('int_products__batch') }}
+        union all
+        select
+            last_src_updated_at,
+            last_id,
+            batch_id
+        from {{ source('products_state', 'etl_watermark') }}
+        where source_name = {{ sql_string(var('products_source_name')) }}
+    ) as candidates
+    order by last_src_updated_at desc, last_id desc
     limit 1
 {% endmacro %}
 

@@ -2,9 +2,11 @@
     on a fresh warehouse:
     - products_raw.products_staging: the source rows, registered by the Python sync from an
       export folder or a PostgreSQL table (every column as text, typed by the staging model);
-    - products.product_change_log and products.etl_watermark: written only inside the
-      transaction of the `products` model (its pre- and post-hook), so that a batch's
-      upsert, its change log and the watermark move together or not at all;
+    - products.product_change_log, products.etl_watermark and products.synced_rows: written
+      only inside the transaction of the `products` model (its pre- and post-hooks), so
+      that a batch's upsert, its change log, the watermark and the record of the cursors it
+      took in move together or not at all. synced_rows is how a row that arrives late,
+      behind the watermark, is told apart from one synced before (int_products__unsynced_rows);
     - products.published_snapshots: the Parquet snapshots of `products` the sync committed to
       its output folder (one row per manifest that became current). -#}
 {% macro products_create_state_tables() %}
@@ -19,8 +21,11 @@
         attributes varchar,
         src_updated_at varchar,
         source_file varchar,
-        source_line bigint
+        source_line bigint,
+        load_error varchar
     );
+    -- warehouses made before load_error existed (the loader needs it last)
+    alter table products_raw.products_staging add column if not exists load_error varchar;
     create schema if not exists products;
     create table if not exists products.product_change_log (
         batch_id varchar not null,
@@ -32,7 +37,17 @@
         changed_fields varchar[] not null,
         source_id bigint not null,
         src_updated_at timestamptz not null,
-        changed_at timestamptz not null
+        changed_at timestamptz not null,
+        changes struct(field varchar, path varchar, old_value json, new_value json)[]
+    );
+    alter table products.product_change_log add column if not exists
+        changes struct(field varchar, path varchar, old_value json, new_value json)[];
+    create table if not exists products.synced_rows (
+        source_name varchar not null,
+        source_id bigint not null,
+        src_updated_at timestamptz not null,
+        batch_id varchar not null,
+        primary key (source_name, source_id, src_updated_at)
     );
     create table if not exists products.etl_watermark (
         source_name varchar primary key,

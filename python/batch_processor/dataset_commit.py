@@ -99,18 +99,22 @@ def stage_parquet(
     partition_by: tuple[str, ...],
     *,
     range_column: str | None = None,
+    keep_partition_columns: bool = False,
 ) -> StagedParquet:
     """Write ``query``'s rows as Hive-partitioned Parquet into the batch's staging folder
     (``part-<batch_id>-<n>.parquet``, a partition larger than MAX_FILE_SIZE split into
     several files) and describe them for the manifest, measured on the files themselves
-    (with ``range_column``: its range per file); ``commit_files`` publishes them."""
+    (with ``range_column``: its range per file); ``commit_files`` publishes them.
+    ``keep_partition_columns`` writes the partition columns into the files as well (a file
+    then tells its key on its own, copied or read without Hive partitioning)."""
     staging = paths.staging(batch_id)
     staging.mkdir(parents=True, exist_ok=True)
     target = str(staging).replace("'", "''")
     pattern = f"part-{batch_id}-{{i}}".replace("'", "''")
     con.execute(
         f"copy ({query}) to '{target}' (format parquet, partition_by ({', '.join(partition_by)}), "
-        f"filename_pattern '{pattern}', file_size_bytes '{MAX_FILE_SIZE}')"
+        f"filename_pattern '{pattern}', file_size_bytes '{MAX_FILE_SIZE}', "
+        f"write_partition_columns {str(keep_partition_columns).lower()})"
     )
     staged = sorted(staging.rglob("*.parquet"))
     return StagedParquet(

@@ -18,6 +18,8 @@ checked as (
         coalesce(
             batch.reject_reason,
             case
+                when canonical.duplicate_key_path is not null
+                    then 'attributes holds a key more than once: ' || canonical.duplicate_key_path
                 when canonical.json_depth is not null and canonical.canonical_json is null
                     then 'attributes nest deeper than {{ var("products_json_max_depth") }} levels'
                 when
@@ -73,6 +75,7 @@ select
     data_version,
     source_file,
     source_line,
+    redelivered_copies,
     final_reject_reason as reject_reason,
     key_rank,
     final_reject_reason is null and key_rank = 1 as is_winner,

@@ -1,7 +1,11 @@
 {#- What the batch does to each key, against `products` as it is before the batch:
     insert (new key), update (data_version changed and the row is not older than the stored
     one), unchanged (same data_version: skipped), stale (changed but older than the stored
-    row: skipped). Only insert and update rows are applied and logged. -#}
+    row: skipped). Only insert and update rows are applied and logged.
+
+    For an insert or an update, `changes` lists every value that differs, with the old and
+    the new value as JSON: one entry per business field, and for attributes one per leaf of
+    the canonical JSON (a scalar, or an empty array or object) under its JSON path. -#}
 {%- set current_products = current_model_relation('products') %}
 with
 
@@ -70,24 +74,132 @@ compared as (
                 end,
                 case when current_products.sku is null then 'sku' end
             ]
-        )) as changed_fields
+        )) as changed_fields,
+        current_products.product_name as old_product_name,
+        current_products.price as old_price,
+        current_products.currency as old_currency,
+        current_products.attributes as old_attributes
     from winners
     left join current_products
         on winners.brand_code = current_products.brand_code and winners.sku = current_products.sku
+),
+
+applied as (
+    select * from compared
+    where change_type in ('insert', 'update')
+),
+
+field_values as (
+    select
+        brand_code,
+        sku,
+        unnest(['brand_code', 'sku', 'name', 'price', 'currency']) as field,
+        unnest([
+            case when change_type = 'update' then to_json(brand_code) end,
+            case when change_type = 'update' then to_json(sku) end,
+            to_json(old_product_name),
+            to_json(old_price),
+            to_json(old_currency)
+        ]) as old_value,
+        unnest([
+            to_json(brand_code),
+            to_json(sku),
+            to_json(product_name),
+            to_json(price),
+            to_json(currency)
+        ]) as new_value
+    from applied
+),
+
+field_changes as (
+    select
+        brand_code,
+        sku,
+        field,
+        field as change_path,
+        old_value,
+        new_value
+    from field_values
+    where old_value::varchar is distinct from new_value::varchar
+),
+
+old_leaves as (
+    select
+        applied.brand_code,
+        applied.sku,
+        leaf.fullkey as change_path,
+        leaf.value as leaf_value
+    from applied,
+        json_tree(applied.old_attributes) as leaf
+    where
+        applied.old_attributes is not null
+        and (leaf.type not in ('OBJECT', 'ARRAY') or leaf.value::varchar in ('{}', '[]'))
+        and leaf.fullkey <> '$'
+),
+
+new_leaves as (
+    select
+        applied.brand_code,
+        applied.sku,
+        leaf.fullkey as change_path,
+        leaf.value as leaf_value
+    from applied,
+        json_tree(applied.attributes) as leaf
+    where
+        (leaf.type not in ('OBJECT', 'ARRAY') or leaf.value::varchar in ('{}', '[]'))
+        and leaf.fullkey <> '$'
+),
+
+attribute_changes as (
+    select
+        coalesce(old_leaves.brand_code, new_leaves.brand_code) as brand_code,
+        coalesce(old_leaves.sku, new_leaves.sku) as sku,
+        'attributes' as field,
+        coalesce(old_leaves.change_path, new_leaves.change_path) as change_path,
+        old_leaves.leaf_value as old_value,
+        new_leaves.leaf_value as new_value
+    from old_leaves
+    full outer join new_leaves
+        on
+            old_leaves.brand_code = new_leaves.brand_code
+            and old_leaves.sku = new_leaves.sku
+            and old_leaves.change_path = new_leaves.change_path
+    where old_leaves.leaf_value::varchar is distinct from new_leaves.leaf_value::varchar
+),
+
+all_changes as (
+    select * from field_changes
+    union all
+    select * from attribute_changes
+),
+
+changes_per_key as (
+    select
+        brand_code,
+        sku,
+        list(
+            { 'field': field, 'path': change_path, 'old_value': old_value, 'new_value': new_value }
+            order by field = 'attributes', field, change_path
+        ) as changes
+    from all_changes
+    group by brand_code, sku
 )
 
 select
-    brand_code,
-    sku,
-    product_name,
-    price,
-    currency,
-    attributes,
-    data_version,
-    old_data_version,
-    change_type,
-    changed_fields,
-    source_id,
-    src_updated_at,
-    old_created_at
+    compared.brand_code,
+    compared.sku,
+    compared.product_name,
+    compared.price,
+    compared.currency,
+    compared.attributes,
+    compared.data_version,
+    compared.old_data_version,
+    compared.change_type,
+    compared.changed_fields,
+    compared.source_id,
+    compared.src_updated_at,
+    compared.old_created_at,
+    changes_per_key.changes
 from compared
+left join changes_per_key
+    on compared.brand_code = changes_per_key.brand_code and compared.sku = changes_per_key.sku

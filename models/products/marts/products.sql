@@ -1,9 +1,9 @@
 {#- The product catalogue, one row per (brand_code, sku), merged batch by batch.
 
     One batch is one transaction: this model's pre-hook appends the batch's change log, its
-    merge applies the inserts and updates, and its post-hook moves the watermark to the
-    batch's last cursor; dbt runs all three between one BEGIN and COMMIT, so a failure
-    anywhere rolls all of them back. -#}
+    merge applies the inserts and updates, and its post-hooks move the watermark forward to
+    the batch's last cursor and record the cursors the batch took in; dbt runs all of them
+    between one BEGIN and COMMIT, so a failure anywhere rolls all of them back. -#}
 {{
     config(
         materialized='incremental',
@@ -11,7 +11,11 @@
         unique_key=['brand_code', 'sku'],
         on_schema_change='fail',
         pre_hook=['{{ products_append_change_log() }}'],
-        post_hook=['{{ products_advance_watermark() }}', '{{ products_fault_injection() }}'],
+        post_hook=[
+            '{{ products_advance_watermark() }}',
+            '{{ products_record_synced_rows() }}',
+            '{{ products_fault_injection() }}',
+        ],
     )
 }}
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 
 from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
@@ -43,6 +44,7 @@ def _sync(args: argparse.Namespace) -> int:
         output,
         limit=args.limit,
         resume=args.resume,
+        since=args.since,
         dry_run=args.dry_run,
         source_name=args.source_name,
         source_table=args.source_table,
@@ -55,7 +57,8 @@ def _sync(args: argparse.Namespace) -> int:
         f"{totals['rows']:,} rows: {totals['inserted']:,} inserted, {totals['updated']:,} updated, "
         f"{totals['unchanged'] + totals['stale']:,} skipped ({totals['unchanged']:,} unchanged, "
         f"{totals['stale']:,} stale), {totals['rejected']:,} rejected, "
-        f"{totals['duplicates']:,} duplicate key(s) in a batch"
+        f"{totals['duplicates']:,} duplicate key(s) in a batch, "
+        f"{totals['redelivered']:,} redelivered copies"
     )
     for file in result.files:
         if file.status != "loaded":
@@ -68,6 +71,14 @@ def _sync(args: argparse.Namespace) -> int:
             f"  {result.rows_without_cursor:,} row(s) without a usable (id, src_updated_at) "
             f"are never synced; first: {result.first_without_cursor}"
         )
+    if result.unsynced_rows:
+        first = result.unsynced_detail[0]
+        print(
+            f"  {result.unsynced_rows:,} row(s) behind the watermark were never synced (late "
+            f"arrivals; first: id {first['id']} at {first['src_updated_at']} in "
+            f"{first['file']}:{first['line']}); take them in with --since "
+            f"{first['src_updated_at']}"
+        )
     if result.error:
         print(f"  FAILED: {result.error}")
     if result.manifest_path:
@@ -76,6 +87,14 @@ def _sync(args: argparse.Namespace) -> int:
     if result.error:
         return ExitCode.FAILED
     return ExitCode.COMPLETED_WITH_REJECTS if result.has_rejects else ExitCode.OK
+
+
+def _timestamp(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from error
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -110,6 +129,14 @@ def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="continue after the stored watermark (default); --no-resume starts from the start",
+    )
+    sync.add_argument(
+        "--since",
+        type=_timestamp,
+        default=None,
+        metavar="TIMESTAMP",
+        help="take in every row with src_updated_at at or after this ISO 8601 time again "
+        "(no offset means UTC), whatever the watermark; the watermark never moves back",
     )
     sync.add_argument(
         "--dry-run",

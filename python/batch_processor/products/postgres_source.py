@@ -193,7 +193,7 @@ class PostgresBatches:
             con.execute(f"delete from {STAGING_TABLE}")
             con.register("postgres_chunk", chunk)
             con.execute(
-                f"insert into {STAGING_TABLE} select * exclude (position), $label, position "
+                f"insert into {STAGING_TABLE} select * exclude (position), $label, position, null "
                 "from postgres_chunk",
                 {"label": self.label},
             )

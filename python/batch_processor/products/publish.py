@@ -1,6 +1,6 @@
 """Publish the `products` table as Parquet with a manifest, committed like telemetry's output
 (``batch_processor.dataset_commit``): a full snapshot per sync that changed anything,
-Hive-partitioned by brand_code.
+Hive-partitioned by brand_code (which every file also holds as a column).
 
 <output>/data/brand_code=<code>/part-<sync_id>-<n>.parquet
 <output>/manifests/manifest-<sync_id>.json, current.json
@@ -116,6 +116,7 @@ def publish_snapshot(
             sync_id,
             (PARTITION_KEY,),
             range_column="src_updated_at",
+            keep_partition_columns=True,
         )
         output_files = staged.files
         manifest = sealed_manifest(

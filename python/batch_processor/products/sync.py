@@ -51,19 +51,35 @@ DBT_SELECTOR = "tag:products"
 DEFAULT_LIMIT = 100_000
 DEFAULT_SOURCE_NAME = "products_staging"
 # The per-batch counts, in the order reports and the summary line give them.
-COUNTS = ("rows", "inserted", "updated", "unchanged", "stale", "rejected", "duplicates")
+COUNTS = (
+    "rows",
+    "inserted",
+    "updated",
+    "unchanged",
+    "stale",
+    "rejected",
+    "duplicates",
+    "redelivered",
+)
 # Test hooks: SIGKILL the process right after this many batches have committed; make batch
 # number N fail inside its transaction, after the merge (dbt var products_fail_after_apply).
 KILL_AFTER_BATCHES_ENV = "BATCH_PROCESSOR_PRODUCTS_KILL_AFTER_BATCHES"
 FAIL_BATCH_ENV = "BATCH_PROCESSOR_PRODUCTS_FAIL_BATCH"
 MAX_REJECTS_IN_REPORT = 1000
+POSTGRES_MIN_ID = -(2**63)  # below every bigint id: a start "at since, any id"
 
 _BATCH_COUNTS_SQL = """
 select
     count(*) as rows,
     count(*) filter (where reject_reason is not null) as rejected,
-    count(*) filter (where is_duplicate) as duplicates
+    count(*) filter (where is_duplicate) as duplicates,
+    coalesce(sum(redelivered_copies), 0) as redelivered
 from products_intermediate.int_products__batch_records
+"""
+_LAST_CURSOR_SQL = """
+select src_updated_at, source_id from products_intermediate.int_products__batch
+order by src_updated_at desc, source_id desc
+limit 1
 """
 _CHANGE_COUNTS_SQL = """
 select change_type, count(*) from products_intermediate.int_products__changes group by all
@@ -80,9 +96,14 @@ _WATERMARK_SQL = """
 select last_src_updated_at, last_id, batch_id from products.etl_watermark where source_name = ?
 """
 _NO_CURSOR_SQL = """
-select count(*), min(coalesce(source_file, '?') || ':' || coalesce(source_line::varchar, '?')
-    || ': ' || reject_reason)
+select source_file, source_line, reject_reason
 from products_staging.stg_products__staging where not has_cursor
+order by source_file, source_line
+"""
+_UNSYNCED_SQL = """
+select source_id, src_updated_at, source_file, source_line
+from products_intermediate.int_products__unsynced_rows
+order by src_updated_at, source_id
 """
 
 
@@ -92,12 +113,14 @@ class BatchResult:
     rows: int = 0
     rejected: int = 0
     duplicates: int = 0
+    redelivered: int = 0  # identical copies of a row delivered again (one row counted)
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
     stale: int = 0
     seconds: float = 0.0
     watermark: dict[str, Any] | None = None
+    last_cursor: tuple[datetime, int] | None = None  # the batch's last (src_updated_at, id)
     rejected_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -110,6 +133,10 @@ class SyncResult:
     batches: list[BatchResult] = field(default_factory=list)
     rows_without_cursor: int = 0
     first_without_cursor: str | None = None
+    rows_without_cursor_detail: list[dict[str, Any]] = field(default_factory=list)
+    # rows behind the watermark no batch ever took in (late arrivals): not synced by a resume
+    unsynced_rows: int = 0
+    unsynced_detail: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     failing_nodes: list[dict[str, Any]] = field(default_factory=list)
     report_path: Path | None = None
@@ -126,6 +153,7 @@ class SyncResult:
         return (
             self.total("rejected") > 0
             or self.rows_without_cursor > 0
+            or self.unsynced_rows > 0
             or any(f.status != "loaded" for f in self.files)
         )
 
@@ -143,10 +171,17 @@ def _scratch_copy(warehouse: Path) -> Iterator[Path]:
 def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) -> BatchResult:
     con = db.connect(warehouse, read_only=True)
     try:
-        rows, rejected, duplicates = con.execute(_BATCH_COUNTS_SQL).fetchall()[0]
+        rows, rejected, duplicates, redelivered = con.execute(_BATCH_COUNTS_SQL).fetchall()[0]
         batch = BatchResult(
-            run.invocation_id, int(rows), int(rejected), int(duplicates), seconds=seconds
+            run.invocation_id,
+            int(rows),
+            int(rejected),
+            int(duplicates),
+            int(redelivered),
+            seconds=seconds,
         )
+        last = con.execute(_LAST_CURSOR_SQL).fetchall()
+        batch.last_cursor = (last[0][0], int(last[0][1])) if last else None
         for change_type, count in con.execute(_CHANGE_COUNTS_SQL).fetchall():
             setattr(
                 batch,
@@ -200,14 +235,21 @@ def _run_batches(
     source_name: str,
     limit: int,
     resume: bool,
+    since: datetime | None,
     memory_limit_mb: int | None,
     stage_next: Callable[[], int] | None = None,
 ) -> None:
     """One dbt build per batch until a batch finds no rows. ``stage_next``, for a source
-    read batch by batch, stages the next batch first (and 0 rows ends the loop)."""
+    read batch by batch, stages the next batch first (and 0 rows ends the loop).
+
+    The first batch starts at the stored watermark (``resume``), at ``since`` (every row at
+    or after it), or at the beginning; every later one right after the previous batch's
+    last cursor, so a replay behind the watermark walks the whole replay (the watermark
+    itself only ever moves forward)."""
     kill_after = int(os.environ.get(KILL_AFTER_BATCHES_ENV, "0") or 0)
     fail_batch = int(os.environ.get(FAIL_BATCH_ENV, "0") or 0)
     number = 0
+    start: tuple[datetime, int | None] | None = (since, None) if since else None
     while True:
         number += 1
         started = time.monotonic()
@@ -216,7 +258,9 @@ def _run_batches(
         dbt_vars = {
             "products_source_name": source_name,
             "products_batch_limit": limit,
-            "products_resume": resume or number > 1,
+            "products_resume": resume and since is None,
+            "products_after_updated_at": start[0].isoformat() if start else "",
+            "products_after_id": start[1] if start else None,
             "products_fail_after_apply": number == fail_batch,
         }
         run = run_dbt(
@@ -234,12 +278,13 @@ def _run_batches(
             )
             return
         batch = _read_batch(warehouse, run, source_name, time.monotonic() - started)
-        if batch.rows == 0:
+        if batch.rows == 0 or batch.last_cursor is None:
             return
         result.batches.append(batch)
+        start = batch.last_cursor
         log.info(
             "batch %d (%s): %d rows, %d inserted, %d updated, %d unchanged, %d stale, "
-            "%d rejected, %d duplicates",
+            "%d rejected, %d duplicates, %d redelivered",
             number,
             batch.batch_id,
             batch.rows,
@@ -249,6 +294,7 @@ def _run_batches(
             batch.stale,
             batch.rejected,
             batch.duplicates,
+            batch.redelivered,
         )
         if kill_after and len(result.batches) >= kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -269,6 +315,9 @@ def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Pat
         "files": [asdict(f) for f in result.files],
         "rows_without_cursor": result.rows_without_cursor,
         "first_row_without_cursor": result.first_without_cursor,
+        "rows_without_cursor_detail": result.rows_without_cursor_detail,
+        "unsynced_rows": result.unsynced_rows,
+        "unsynced_rows_detail": result.unsynced_detail,
         "totals": result.totals(),
         "manifest": str(result.manifest_path) if result.manifest_path else None,
         "batches": [asdict(b) for b in result.batches],
@@ -287,15 +336,19 @@ def sync_products(
     *,
     limit: int = DEFAULT_LIMIT,
     resume: bool = True,
+    since: datetime | None = None,
     dry_run: bool = False,
     source_name: str = DEFAULT_SOURCE_NAME,
     source_table: str = DEFAULT_TABLE,
     memory_limit_mb: int | None = None,
     lock_timeout_s: float = 0.0,
 ) -> SyncResult:
-    """Sync ``source`` (an export folder, or a ``postgresql://`` URL and ``source_table``)."""
+    """Sync ``source`` (an export folder, or a ``postgresql://`` URL and ``source_table``).
+    ``since`` (tz-aware) takes in every row at or after it again, whatever the watermark."""
     if limit < 1:
         raise ConfigError(f"--limit must be at least 1 (got {limit})")
+    if since is not None and since.tzinfo is None:
+        raise ConfigError(f"--since {since.isoformat()}: give a time zone offset (or Z)")
     started_at = datetime.now(UTC)
     postgres = PostgresSource(str(source), source_table) if is_postgres_url(str(source)) else None
     label = postgres.label if postgres else str(source)
@@ -308,6 +361,7 @@ def sync_products(
         source_name=source_name,
         limit=limit,
         resume=resume,
+        since=since,
         memory_limit_mb=memory_limit_mb,
     )
     with run_locks(output, warehouse, lock_timeout_s):
@@ -316,6 +370,8 @@ def sync_products(
             ensure_tables(target, STATE_TABLES, "products_create_state_tables", work / "setup")
             if postgres is not None:
                 after = _stored_watermark(target, source_name) if resume else None
+                if since is not None:  # every row at or after since: any id at that time
+                    after = Watermark(since, POSTGRES_MIN_ID)
                 with postgres.open(target, after, limit) as cursor:
                     batches(target, stage_next=cursor.stage_next)
                 if cursor.rows_without_cursor:
@@ -325,6 +381,8 @@ def sync_products(
                 _register(target, Path(source), result)
                 batches(target)
                 _count_rows_without_cursor(target, result)
+                if result.error is None:
+                    _count_unsynced_rows(target, result)
             if not dry_run and result.error is None:
                 result.manifest_path = publish_snapshot(
                     target,
@@ -346,9 +404,43 @@ def sync_products(
 def _count_rows_without_cursor(warehouse: Path, result: SyncResult) -> None:
     con = db.connect(warehouse, read_only=True)
     try:
-        count, first = con.execute(_NO_CURSOR_SQL).fetchall()[0]
+        rows = con.execute(_NO_CURSOR_SQL).fetchall()
     except duckdb.CatalogException:  # the staging view is absent after a failed build
-        count, first = 0, None
+        rows = []
     finally:
         con.close()
-    result.rows_without_cursor, result.first_without_cursor = int(count), first
+    result.rows_without_cursor = len(rows)
+    result.rows_without_cursor_detail = [
+        {"file": f, "line": line, "reason": reason}
+        for f, line, reason in rows[:MAX_REJECTS_IN_REPORT]
+    ]
+    if rows:
+        f, line, reason = rows[0]
+        result.first_without_cursor = f"{f}:{line}: {reason}"
+
+
+def _count_unsynced_rows(warehouse: Path, result: SyncResult) -> None:
+    """Rows behind the watermark that no batch took in (they arrived late)."""
+    con = db.connect(warehouse, read_only=True)
+    try:
+        rows = con.execute(_UNSYNCED_SQL).fetchall()
+    except duckdb.CatalogException:  # no batch was built
+        rows = []
+    finally:
+        con.close()
+    result.unsynced_rows = len(rows)
+    result.unsynced_detail = [
+        {"id": i, "src_updated_at": at.isoformat(), "file": f, "line": line}
+        for i, at, f, line in rows[:MAX_REJECTS_IN_REPORT]
+    ]
+    if rows:
+        log.warning(
+            "%d row(s) behind the watermark were never synced (they arrived late; first: id %s "
+            "at %s in %s:%s); sync them with --since %s",
+            len(rows),
+            rows[0][0],
+            rows[0][1].isoformat(),
+            rows[0][2],
+            rows[0][3],
+            rows[0][1].isoformat(),
+        )
