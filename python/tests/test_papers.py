@@ -361,3 +361,54 @@ def test_dynamodb_sink_writes_25_items_a_request_and_retries_unprocessed_items(
     write_chunk(stubborn, table, chunk_items, stats, max_attempts=4, sleep=lambda s: None)
     assert stubborn.calls == [3, 3, 3, 3]
     assert stats.unprocessed == ["arxiv:x0", "arxiv:x1", "arxiv:x2"]
+
+
+def current_paper_ids(output: Path) -> list[str]:
+    """The paper_ids of every file the current manifest lists, one per row."""
+    manifest = json.loads((output / "manifests" / "current.json").read_text())
+    files = [str(output / "data" / f["path"]) for f in manifest["dataset_files"]]
+    con = duckdb.connect()
+    try:
+        rows = con.execute("select paper_id from read_parquet(?)", [files]).fetchall()
+    finally:
+        con.close()
+    return sorted(row[0] for row in rows)
+
+
+def test_a_paper_that_moves_month_leaves_its_old_partition_in_the_same_commit(
+    tmp_path: Path,
+) -> None:
+    def paper(n: int, published: str, version: int = 1) -> dict:
+        return {
+            "id": f"http://arxiv.org/abs/2401.{n:05d}v{version}",
+            "title": f"Paper {n} v{version}",
+            "published": published,
+        }
+
+    warehouse, output = tmp_path / "w.duckdb", tmp_path / "out"
+    first = tmp_path / "first.jsonl"
+    # 1 and 2 share January; 3 is alone in February
+    first.write_bytes(
+        jsonl(paper(1, "2024-01-15T00:00:00Z"), paper(2, "2024-01-20T00:00:00Z"),
+              paper(3, "2024-02-10T00:00:00Z"))
+    )  # fmt: skip
+    assert process_objects([ObjectRef(str(first))], warehouse, output).upserts == 3
+    second = tmp_path / "second.jsonl"
+    # newer versions of 1 and 3 with another published month: 1 leaves January (2 stays
+    # there), 3 leaves February empty
+    second.write_bytes(
+        jsonl(paper(1, "2024-03-01T00:00:00Z", 2), paper(3, "2024-04-01T00:00:00Z", 2))
+    )
+    result = process_objects([ObjectRef(str(second))], warehouse, output)
+    assert result.status == "completed" and result.upserts == 2
+
+    # each paper once: no old copy left behind
+    assert current_paper_ids(output) == [f"arxiv:2401.{n:05d}" for n in (1, 2, 3)]
+    manifest = json.loads((output / "manifests" / "current.json").read_text())
+    partitions = {
+        (f["partition"]["year"], f["partition"]["month"]) for f in manifest["dataset_files"]
+    }
+    assert partitions == {("2024", "01"), ("2024", "03"), ("2024", "04")}  # February is gone
+    assert manifest["statistics"] == {"total_rows": 3, "partitions": 3}
+    assert verify_output(output).ok
+
