@@ -228,24 +228,39 @@ def test_bad_objects_and_records_are_isolated_with_clear_errors(
         put(s3_bucket, "bomb.xml", ENTITY_BOMB),
         put(s3_bucket, "error-entry.xml", API_ERROR_FEED),
         put(s3_bucket, "empty.xml.gz", gzip.compress(EMPTY_FEED)),
+        put(s3_bucket, "zero-bytes.xml.gz", b""),
+        put(s3_bucket, "gzip-of-nothing.gz", gzip.compress(b"")),
         "does/not exist.gz",
     ]
     result = handler(event(s3_bucket, *keys))
     adds_up(result)
     assert result["status"] == "completed_with_errors"
     assert result["upsert_count"] == 1
-    # 4 objects that cannot be read + the record without an id + the API error entry
-    assert result["failed_count"] == 6
-    assert result["batch_statistics"]["failed_batches"] == 4
+    # 6 objects that cannot be read (2 of them empty) + the record without an id + the API
+    # error entry
+    assert result["failed_count"] == 8
+    # a batch is an object here: the 6 unreadable ones and the API error feed failed
+    assert result["batch_statistics"] == {
+        "total_batches": 9,
+        "successful_batches": 2,
+        "failed_batches": 7,
+        "avg_batch_time_ms": result["batch_statistics"]["avg_batch_time_ms"],
+    }
     prefix = f"s3://{s3_bucket}/"
     errors = {e["object"].removeprefix(prefix): e["error"] for e in result["errors"]}
-    for name in ("truncated.xml.gz", "not-xml.gz", "bomb.xml", "does/not exist.gz"):
+    unreadable = ("truncated.xml.gz", "not-xml.gz", "bomb.xml", "does/not exist.gz",
+                  "zero-bytes.xml.gz", "gzip-of-nothing.gz")  # fmt: skip
+    for name in unreadable:
         assert errors[name].startswith(prefix + name + ": ")  # every object error names it
     assert "truncated" in errors["truncated.xml.gz"]
     assert "unknown format" in errors["not-xml.gz"]
     assert "refused unsafe XML (EntitiesForbidden)" in errors["bomb.xml"]
     assert errors["error-entry.xml"] == "arXiv API error: incorrect id format for 1234.12345"
     assert errors["does/not exist.gz"].endswith("no such key")
+    assert errors["zero-bytes.xml.gz"].endswith(": empty object (0 bytes)")
+    assert errors["gzip-of-nothing.gz"].endswith(
+        ": empty object (0 bytes after gzip decompression)"
+    )
     assert errors["good.jsonl.gz"] == "entry has no id"
     assert "empty.xml.gz" not in errors  # an empty feed is not an error
     assert list(stored(tmp_path / "w.duckdb")) == ["arxiv:2301.00001"]

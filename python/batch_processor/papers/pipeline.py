@@ -99,6 +99,12 @@ class ObjectOutcome:
     seconds: float = 0.0
     error: str | None = None
     empty_feed: bool = False
+    api_errors: int = 0  # arXiv API error entries (each one a failed record)
+
+    @property
+    def failed(self) -> bool:
+        """A failed batch entry: the object could not be read, or it is an API error feed."""
+        return self.error is not None or self.api_errors > 0
 
 
 @dataclass
@@ -120,6 +126,7 @@ class PapersResult:
 
     @property
     def failed_objects(self) -> int:
+        """Objects that could not be read (each one failed item)."""
         return sum(1 for o in self.objects if o.error)
 
     @property
@@ -151,8 +158,8 @@ class PapersResult:
             "s3_key": ",".join(ObjectRef(o.uri).key for o in self.objects),
             "batch_statistics": {
                 "total_batches": len(self.objects),
-                "successful_batches": len(self.objects) - self.failed_objects,
-                "failed_batches": self.failed_objects,
+                "successful_batches": sum(1 for o in self.objects if not o.failed),
+                "failed_batches": sum(1 for o in self.objects if o.failed),
                 "avg_batch_time_ms": round(1000 * sum(timed) / len(timed)) if timed else 0,
             },
             "errors": self.errors[:MAX_ERRORS_IN_RESULT],
@@ -167,9 +174,13 @@ def _stage_object(
     try:
         with open_decompressed(ref) as (stream, compression), spool.open("wb") as out:
             outcome.compression = compression
-            outcome.format = detect_format(stream.peek(64)[:64])
+            head = stream.peek(64)[:64]
+            if not head:  # nothing to parse: not an empty feed, which is a <feed> element
+                after = "" if compression == "none" else f" after {compression} decompression"
+                raise ObjectError(f"{ref.uri}: empty object (0 bytes{after})")
+            outcome.format = detect_format(head)
             summary = PARSERS[outcome.format](stream, out)
-        outcome.empty_feed = summary.empty_feed
+        outcome.empty_feed, outcome.api_errors = summary.empty_feed, summary.api_errors
         con.execute("begin")
         try:
             inserted = con.execute(
