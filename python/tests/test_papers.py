@@ -338,44 +338,48 @@ def papers_jsonl(count: int) -> bytes:
 def test_dynamodb_sink_writes_25_items_a_request_and_retries_unprocessed_items(
     tmp_path: Path, s3_bucket: str
 ) -> None:
-    from batch_processor.papers.dynamodb_sink import SinkStats, write_batch, write_chunk
+    from batch_processor.papers.dynamodb_sink import SinkStats, deliver_pending, write_chunk
 
     dynamodb = boto3.client("dynamodb")
     table = f"papers-{s3_bucket}"
+    key = put(s3_bucket, "sixty.jsonl.gz", gzip.compress(papers_jsonl(60)))
+    result = process_objects(
+        [ObjectRef(f"s3://{s3_bucket}/{key}")], tmp_path / "w.duckdb", tmp_path / "out",
+        dynamodb_table=table,
+    ).result_json()  # fmt: skip
+    # the table does not exist yet: every item stays pending in the outbox
+    assert result["status"] == "failed" and result["sink"]["pending"] == 60
+    assert not (tmp_path / "out" / "manifests").exists()  # this sink publishes no Parquet
     dynamodb.create_table(
         TableName=table,
         AttributeDefinitions=[{"AttributeName": "paper_id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "paper_id", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    key = put(s3_bucket, "sixty.jsonl.gz", gzip.compress(papers_jsonl(60)))
-    result = process_objects(
-        [ObjectRef(f"s3://{s3_bucket}/{key}")], tmp_path / "w.duckdb", tmp_path / "out",
-        dynamodb_table=table,
-    ).result_json()  # fmt: skip
-    assert result["status"] == "completed" and result["upsert_count"] == 60
+
+    # throttled: 10 of 25 items accepted by each of the first 3 requests, then all
+    throttled = ThrottlingClient(accept=10, throttled_calls=3)
+    stats = deliver_pending(tmp_path / "w.duckdb", table, "batch-20240101-retry", client=throttled)
+    assert stats.unprocessed == [] and stats.items_written == 60 and stats.error is None
+    assert (stats.write_batches, stats.failed_batches) == (3, 0)
+    assert max(throttled.calls) <= 25
+    assert throttled.calls[:4] == [25, 15, 5, 25]  # a chunk's leftovers are retried first
+    assert stats.retried_items == 15 + 5
     items = dynamodb.scan(TableName=table)["Items"]
     assert len(items) == 60
     item = next(i for i in items if i["paper_id"]["S"] == "arxiv:2402.00007")
     assert item["authors"] == {"L": [{"S": "Author 7"}]}
-    assert item["trace_id"]["S"] == result["trace_id"]
-    assert not (tmp_path / "out" / "manifests").exists()  # this sink publishes no Parquet
-
-    # throttled: 10 of 25 items accepted by each of the first 3 requests, then all
-    throttled = ThrottlingClient(accept=10, throttled_calls=3)
-    stats = write_batch(tmp_path / "w.duckdb", result["trace_id"], table, client=throttled)
-    assert stats.unprocessed == [] and stats.items_written == 60
-    assert max(throttled.calls) <= 25
-    assert throttled.calls[:4] == [25, 15, 5, 25]  # a chunk's leftovers are retried first
-    assert stats.retried_items == 15 + 5
+    assert item["trace_id"]["S"] == result["trace_id"]  # the batch that stored it
+    # acknowledged: nothing is pending any more
+    assert deliver_pending(tmp_path / "w.duckdb", table, "batch-20240101-again").write_batches == 0
 
     # never accepted: bounded attempts, then the ids are reported as not written
     stubborn = ThrottlingClient(accept=0, throttled_calls=1000)
     chunk_items = [{"paper_id": {"S": f"arxiv:x{n}"}} for n in range(3)]
     stats = SinkStats()
-    write_chunk(stubborn, table, chunk_items, stats, max_attempts=4, sleep=lambda s: None)
+    left = write_chunk(stubborn, table, chunk_items, stats, max_attempts=4, sleep=lambda s: None)
     assert stubborn.calls == [3, 3, 3, 3]
-    assert stats.unprocessed == ["arxiv:x0", "arxiv:x1", "arxiv:x2"]
+    assert left == stats.unprocessed == ["arxiv:x0", "arxiv:x1", "arxiv:x2"]
 
 
 def current_paper_ids(output: Path) -> list[str]:
