@@ -19,6 +19,7 @@ import zstandard
 from batch_processor.papers.lambda_handler import handler
 from batch_processor.papers.objects import ObjectRef
 from batch_processor.papers.pipeline import process_objects
+from batch_processor.paths import PROJECT_ROOT
 from batch_processor.telemetry.verify import verify_output
 from tests.conftest import SHARED_DATA, require_shared
 
@@ -431,3 +432,22 @@ def test_a_paper_that_moves_month_leaves_its_old_partition_in_the_same_commit(
     assert manifest["statistics"] == {"total_rows": 3, "partitions": 3}
     assert verify_output(output).ok
 
+
+@pytest.mark.slow
+def test_a_relative_output_and_warehouse_work_from_any_folder(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "feed.jsonl").write_bytes(
+        jsonl({"id": "2301.00001v1", "title": "Good", "published": "2023-01-02T00:00:00Z"})
+    )
+    done = subprocess.run(
+        [CLI, "papers", "load", "feed.jsonl", "--warehouse", "w.duckdb", "--output", "out"],
+        capture_output=True, text=True, check=False, cwd=elsewhere,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed" and result["upsert_count"] == 1
+    assert current_paper_ids(elsewhere / "out") == ["arxiv:2301.00001"]
+    assert list((elsewhere / "out" / "reports").glob(f"papers_*_{result['trace_id']}.json"))
+    assert (elsewhere / "w.duckdb").is_file()
+    assert not (Path(PROJECT_ROOT) / "out").exists()  # nothing resolved against the project

@@ -7,7 +7,8 @@ parsed by the format's parser into a spool file on local disk, and DuckDB reads 
 file into ``papers_raw.paper_records``. Typing, dedup (within the batch and against the
 stored papers), the upsert and the outbox are dbt models. An object that cannot be read
 (missing key, truncated gzip, not XML, an entity bomb, no bytes at all) is set aside with its
-reason and counted as one failed item; the batch goes on with the others.
+reason and counted as one failed item; the batch goes on with the others. Every path is made
+absolute first, so nothing depends on the folder dbt runs in.
 
 Counts (they add up): processed_count = records read + objects that could not be read;
 failed_count = rejected records + objects that could not be read (+ with a DynamoDB sink,
@@ -371,6 +372,7 @@ def process_objects(
     sink is the warehouse plus Parquet, or with ``dynamodb_table`` the warehouse (which keeps
     the dedup state and the outbox) plus that DynamoDB table, which also receives what
     earlier batches left pending for it."""
+    warehouse, output = warehouse.absolute(), output.absolute()
     started_at = datetime.now(UTC).replace(microsecond=0)
     clock = time.monotonic()
     trace_id = new_trace_id(started_at)
