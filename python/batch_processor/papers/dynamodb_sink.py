@@ -140,9 +140,14 @@ def deliver_pending(
     """Send every item pending for the DynamoDB ``table`` and record, per write batch, which
     ones DynamoDB acknowledged (``acknowledged_by`` = ``trace_id``) and which not (their
     attempt and the reason)."""
-    client = client or boto3.client("dynamodb")
     stats = SinkStats()
     started = time.monotonic()
+    if client is None:
+        try:
+            client = boto3.client("dynamodb")
+        except BotoCoreError as error:  # no region configured, …: nothing is sent
+            stats.error = f"DynamoDB table {table}: cannot create a client: {error}"
+            log.error("%s", stats.error)
     con = db.connect(warehouse)
     outbox = con.cursor()  # acknowledgements go in while the pending items stream
     try:
