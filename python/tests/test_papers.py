@@ -19,6 +19,7 @@ import zstandard
 from batch_processor.papers.lambda_handler import handler
 from batch_processor.papers.objects import ObjectRef
 from batch_processor.papers.pipeline import process_objects
+from batch_processor.paths import PROJECT_ROOT
 from batch_processor.telemetry.verify import verify_output
 from tests.conftest import SHARED_DATA, require_shared
 
@@ -228,24 +229,39 @@ def test_bad_objects_and_records_are_isolated_with_clear_errors(
         put(s3_bucket, "bomb.xml", ENTITY_BOMB),
         put(s3_bucket, "error-entry.xml", API_ERROR_FEED),
         put(s3_bucket, "empty.xml.gz", gzip.compress(EMPTY_FEED)),
+        put(s3_bucket, "zero-bytes.xml.gz", b""),
+        put(s3_bucket, "gzip-of-nothing.gz", gzip.compress(b"")),
         "does/not exist.gz",
     ]
     result = handler(event(s3_bucket, *keys))
     adds_up(result)
     assert result["status"] == "completed_with_errors"
     assert result["upsert_count"] == 1
-    # 4 objects that cannot be read + the record without an id + the API error entry
-    assert result["failed_count"] == 6
-    assert result["batch_statistics"]["failed_batches"] == 4
+    # 6 objects that cannot be read (2 of them empty) + the record without an id + the API
+    # error entry
+    assert result["failed_count"] == 8
+    # a batch is an object here: the 6 unreadable ones and the API error feed failed
+    assert result["batch_statistics"] == {
+        "total_batches": 9,
+        "successful_batches": 2,
+        "failed_batches": 7,
+        "avg_batch_time_ms": result["batch_statistics"]["avg_batch_time_ms"],
+    }
     prefix = f"s3://{s3_bucket}/"
     errors = {e["object"].removeprefix(prefix): e["error"] for e in result["errors"]}
-    for name in ("truncated.xml.gz", "not-xml.gz", "bomb.xml", "does/not exist.gz"):
+    unreadable = ("truncated.xml.gz", "not-xml.gz", "bomb.xml", "does/not exist.gz",
+                  "zero-bytes.xml.gz", "gzip-of-nothing.gz")  # fmt: skip
+    for name in unreadable:
         assert errors[name].startswith(prefix + name + ": ")  # every object error names it
     assert "truncated" in errors["truncated.xml.gz"]
     assert "unknown format" in errors["not-xml.gz"]
     assert "refused unsafe XML (EntitiesForbidden)" in errors["bomb.xml"]
     assert errors["error-entry.xml"] == "arXiv API error: incorrect id format for 1234.12345"
     assert errors["does/not exist.gz"].endswith("no such key")
+    assert errors["zero-bytes.xml.gz"].endswith(": empty object (0 bytes)")
+    assert errors["gzip-of-nothing.gz"].endswith(
+        ": empty object (0 bytes after gzip decompression)"
+    )
     assert errors["good.jsonl.gz"] == "entry has no id"
     assert "empty.xml.gz" not in errors  # an empty feed is not an error
     assert list(stored(tmp_path / "w.duckdb")) == ["arxiv:2301.00001"]
@@ -323,41 +339,115 @@ def papers_jsonl(count: int) -> bytes:
 def test_dynamodb_sink_writes_25_items_a_request_and_retries_unprocessed_items(
     tmp_path: Path, s3_bucket: str
 ) -> None:
-    from batch_processor.papers.dynamodb_sink import SinkStats, write_batch, write_chunk
+    from batch_processor.papers.dynamodb_sink import SinkStats, deliver_pending, write_chunk
 
     dynamodb = boto3.client("dynamodb")
     table = f"papers-{s3_bucket}"
+    key = put(s3_bucket, "sixty.jsonl.gz", gzip.compress(papers_jsonl(60)))
+    result = process_objects(
+        [ObjectRef(f"s3://{s3_bucket}/{key}")], tmp_path / "w.duckdb", tmp_path / "out",
+        dynamodb_table=table,
+    ).result_json()  # fmt: skip
+    # the table does not exist yet: every item stays pending in the outbox
+    assert result["status"] == "failed" and result["sink"]["pending"] == 60
+    assert not (tmp_path / "out" / "manifests").exists()  # this sink publishes no Parquet
     dynamodb.create_table(
         TableName=table,
         AttributeDefinitions=[{"AttributeName": "paper_id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "paper_id", "KeyType": "HASH"}],
         BillingMode="PAY_PER_REQUEST",
     )
-    key = put(s3_bucket, "sixty.jsonl.gz", gzip.compress(papers_jsonl(60)))
-    result = process_objects(
-        [ObjectRef(f"s3://{s3_bucket}/{key}")], tmp_path / "w.duckdb", tmp_path / "out",
-        dynamodb_table=table,
-    ).result_json()  # fmt: skip
-    assert result["status"] == "completed" and result["upsert_count"] == 60
+
+    # throttled: 10 of 25 items accepted by each of the first 3 requests, then all
+    throttled = ThrottlingClient(accept=10, throttled_calls=3)
+    stats = deliver_pending(tmp_path / "w.duckdb", table, "batch-20240101-retry", client=throttled)
+    assert stats.unprocessed == [] and stats.items_written == 60 and stats.error is None
+    assert (stats.write_batches, stats.failed_batches) == (3, 0)
+    assert max(throttled.calls) <= 25
+    assert throttled.calls[:4] == [25, 15, 5, 25]  # a chunk's leftovers are retried first
+    assert stats.retried_items == 15 + 5
     items = dynamodb.scan(TableName=table)["Items"]
     assert len(items) == 60
     item = next(i for i in items if i["paper_id"]["S"] == "arxiv:2402.00007")
     assert item["authors"] == {"L": [{"S": "Author 7"}]}
-    assert item["trace_id"]["S"] == result["trace_id"]
-    assert not (tmp_path / "out" / "manifests").exists()  # this sink publishes no Parquet
-
-    # throttled: 10 of 25 items accepted by each of the first 3 requests, then all
-    throttled = ThrottlingClient(accept=10, throttled_calls=3)
-    stats = write_batch(tmp_path / "w.duckdb", result["trace_id"], table, client=throttled)
-    assert stats.unprocessed == [] and stats.items_written == 60
-    assert max(throttled.calls) <= 25
-    assert throttled.calls[:4] == [25, 15, 5, 25]  # a chunk's leftovers are retried first
-    assert stats.retried_items == 15 + 5
+    assert item["trace_id"]["S"] == result["trace_id"]  # the batch that stored it
+    # acknowledged: nothing is pending any more
+    assert deliver_pending(tmp_path / "w.duckdb", table, "batch-20240101-again").write_batches == 0
 
     # never accepted: bounded attempts, then the ids are reported as not written
     stubborn = ThrottlingClient(accept=0, throttled_calls=1000)
     chunk_items = [{"paper_id": {"S": f"arxiv:x{n}"}} for n in range(3)]
     stats = SinkStats()
-    write_chunk(stubborn, table, chunk_items, stats, max_attempts=4, sleep=lambda s: None)
+    left = write_chunk(stubborn, table, chunk_items, stats, max_attempts=4, sleep=lambda s: None)
     assert stubborn.calls == [3, 3, 3, 3]
-    assert stats.unprocessed == ["arxiv:x0", "arxiv:x1", "arxiv:x2"]
+    assert left == stats.unprocessed == ["arxiv:x0", "arxiv:x1", "arxiv:x2"]
+
+
+def current_paper_ids(output: Path) -> list[str]:
+    """The paper_ids of every file the current manifest lists, one per row."""
+    manifest = json.loads((output / "manifests" / "current.json").read_text())
+    files = [str(output / "data" / f["path"]) for f in manifest["dataset_files"]]
+    con = duckdb.connect()
+    try:
+        rows = con.execute("select paper_id from read_parquet(?)", [files]).fetchall()
+    finally:
+        con.close()
+    return sorted(row[0] for row in rows)
+
+
+def test_a_paper_that_moves_month_leaves_its_old_partition_in_the_same_commit(
+    tmp_path: Path,
+) -> None:
+    def paper(n: int, published: str, version: int = 1) -> dict:
+        return {
+            "id": f"http://arxiv.org/abs/2401.{n:05d}v{version}",
+            "title": f"Paper {n} v{version}",
+            "published": published,
+        }
+
+    warehouse, output = tmp_path / "w.duckdb", tmp_path / "out"
+    first = tmp_path / "first.jsonl"
+    # 1 and 2 share January; 3 is alone in February
+    first.write_bytes(
+        jsonl(paper(1, "2024-01-15T00:00:00Z"), paper(2, "2024-01-20T00:00:00Z"),
+              paper(3, "2024-02-10T00:00:00Z"))
+    )  # fmt: skip
+    assert process_objects([ObjectRef(str(first))], warehouse, output).upserts == 3
+    second = tmp_path / "second.jsonl"
+    # newer versions of 1 and 3 with another published month: 1 leaves January (2 stays
+    # there), 3 leaves February empty
+    second.write_bytes(
+        jsonl(paper(1, "2024-03-01T00:00:00Z", 2), paper(3, "2024-04-01T00:00:00Z", 2))
+    )
+    result = process_objects([ObjectRef(str(second))], warehouse, output)
+    assert result.status == "completed" and result.upserts == 2
+
+    # each paper once: no old copy left behind
+    assert current_paper_ids(output) == [f"arxiv:2401.{n:05d}" for n in (1, 2, 3)]
+    manifest = json.loads((output / "manifests" / "current.json").read_text())
+    partitions = {
+        (f["partition"]["year"], f["partition"]["month"]) for f in manifest["dataset_files"]
+    }
+    assert partitions == {("2024", "01"), ("2024", "03"), ("2024", "04")}  # February is gone
+    assert manifest["statistics"] == {"total_rows": 3, "partitions": 3}
+    assert verify_output(output).ok
+
+
+@pytest.mark.slow
+def test_a_relative_output_and_warehouse_work_from_any_folder(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "feed.jsonl").write_bytes(
+        jsonl({"id": "2301.00001v1", "title": "Good", "published": "2023-01-02T00:00:00Z"})
+    )
+    done = subprocess.run(
+        [CLI, "papers", "load", "feed.jsonl", "--warehouse", "w.duckdb", "--output", "out"],
+        capture_output=True, text=True, check=False, cwd=elsewhere,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "completed" and result["upsert_count"] == 1
+    assert current_paper_ids(elsewhere / "out") == ["arxiv:2301.00001"]
+    assert list((elsewhere / "out" / "reports").glob(f"papers_*_{result['trace_id']}.json"))
+    assert (elsewhere / "w.duckdb").is_file()
+    assert not (Path(PROJECT_ROOT) / "out").exists()  # nothing resolved against the project

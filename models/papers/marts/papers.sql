@@ -1,11 +1,14 @@
 {#- The papers, one row per paper_id, merged batch by batch: a record replaces the stored one
-    only when it is newer; created_at is kept from the first load. -#}
+    only when it is newer; created_at is kept from the first load. With a DynamoDB sink the
+    post-hook enqueues the batch's inserts and updates in the outbox inside this model's
+    transaction: a paper is never stored without its pending delivery. -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='merge',
         unique_key='paper_id',
         on_schema_change='fail',
+        post_hook=['{{ papers_enqueue_for_dynamodb() }}'],
     )
 }}
 

@@ -11,8 +11,10 @@ from batch_processor.exit_codes import ExitCode
 from batch_processor.paths import DEFAULT_WAREHOUSE
 
 EXIT_HELP = (
-    "exit codes: 0 completed; 3 completed, but some records or objects failed (see the result's "
-    "errors); 1 the batch failed, nothing published; 2 usage error (e.g. not an S3 event). "
+    "exit codes: 0 completed; 3 completed, but some records, objects or DynamoDB items failed "
+    "(see the result's errors; unsent items stay pending for the next run); 1 the batch failed, "
+    "nothing published (dbt failed, or a DynamoDB request failed outright, e.g. no such table: "
+    "the items stay pending); 2 usage error (e.g. not an S3 event). "
     "The result JSON is printed on stdout; logs go to stderr (--log-format json for JSON logs)."
 )
 
@@ -105,7 +107,9 @@ def add_papers_commands(domains: argparse._SubParsersAction) -> None:  # type: i
             choices=("warehouse", "dynamodb"),
             default="warehouse",
             help="warehouse: the warehouse + Parquet with a manifest (default); dynamodb: the "
-            "warehouse + the DynamoDB table --table (endpoint from the AWS settings)",
+            "warehouse (dedup state and outbox) + the DynamoDB table --table (endpoint from the "
+            "AWS settings); an item is pending until DynamoDB acknowledged it, so the next run "
+            "retries what this one could not write",
         )
         command.add_argument("--table", default=None, help="the DynamoDB table (--sink dynamodb)")
         command.add_argument(

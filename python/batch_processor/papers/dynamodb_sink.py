@@ -1,9 +1,21 @@
-"""The optional DynamoDB target (``--sink dynamodb --table NAME``): the papers a batch upserted,
-written with ``batch_write_item`` 25 items per request (DynamoDB's limit). Items DynamoDB
-leaves unprocessed (throttling) are retried with exponential backoff and full jitter, up to
-``max_attempts`` requests per chunk; what is still unprocessed then is reported, not lost
-silently. Rows stream from the warehouse in record batches; a put replaces the whole item,
-so a retried or repeated write is idempotent."""
+"""The DynamoDB target (``--sink dynamodb --table NAME``, or ``DYNAMODB_TABLE_NAME`` for the
+Lambda handler), fed from an outbox in the warehouse.
+
+The outbox (``papers.dynamodb_outbox``, created by the ``papers_create_state_tables`` macro)
+is dbt's: the ``papers`` model's post-hook enqueues every paper a batch inserted or updated
+in the same transaction as the merge, so a paper is never stored without its pending
+delivery. This module only moves items: it reads every pending item of the table (the view
+``papers.papers_dynamodb_items``, which already carries the seed's attribute names), writes
+them with ``batch_write_item`` 25 items per request (DynamoDB's limit; a *write batch*), and
+records each acknowledgement in the outbox. What DynamoDB did not acknowledge stays pending,
+so the replayed event or the next one retries it: nothing is lost when the table is missing,
+unreachable or throttling.
+
+Items DynamoDB leaves unprocessed (throttling) are retried with exponential backoff and full
+jitter, up to ``max_attempts`` requests per write batch. A request that fails outright (no
+such table, access denied, no endpoint) stops the delivery: the batches not sent stay pending
+and ``SinkStats.error`` says why. A put replaces the whole item, so a repeated write is
+idempotent."""
 
 from __future__ import annotations
 
@@ -12,11 +24,11 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
+import duckdb
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -25,43 +37,52 @@ from batch_processor.batching import batched
 
 log = logging.getLogger(__name__)
 
-ITEMS_PER_REQUEST = 25  # DynamoDB's BatchWriteItem limit
+ITEMS_PER_REQUEST = 25  # DynamoDB's BatchWriteItem limit: one write batch
 MAX_ATTEMPTS = 8
 BASE_DELAY_S = 0.05
 MAX_DELAY_S = 2.0
-_BATCH_ROWS_SQL = "select * exclude (raw_xml), raw_xml from papers.papers where trace_id = ?"
+OUTBOX_TABLE = ("papers", "dynamodb_outbox")  # created by papers_create_state_tables
+OUTBOX = ".".join(OUTBOX_TABLE)
+ITEMS = "papers.papers_dynamodb_items"
+_PENDING_ITEMS_SQL = (
+    f"select * exclude (dynamodb_table) from {ITEMS} where dynamodb_table = ? order by paper_id"
+)
+_ACKNOWLEDGE_SQL = f"""
+update {OUTBOX}
+set acknowledged_at = now(), acknowledged_by = $trace_id, attempts = attempts + 1,
+    last_error = null
+where dynamodb_table = $table and paper_id in (select unnest($paper_ids::varchar[]))
+"""
+_REFUSED_SQL = f"""
+update {OUTBOX}
+set attempts = attempts + 1, last_error = $error
+where dynamodb_table = $table and paper_id in (select unnest($paper_ids::varchar[]))
+"""
 
 
 @dataclass
 class SinkStats:
-    requests: int = 0
+    write_batches: int = 0  # chunks of at most 25 items (sent or not)
+    failed_batches: int = 0  # chunks with an item DynamoDB did not acknowledge
+    requests: int = 0  # BatchWriteItem calls, retries included
     items_written: int = 0
     retried_items: int = 0
-    unprocessed: list[str] = field(default_factory=list)  # paper ids never written
+    unprocessed: list[str] = field(default_factory=list)  # paper ids left pending
     seconds: float = 0.0
-    error: str | None = None  # a request failed outright (the rest was not tried)
+    error: str | None = None  # a request failed outright (the rest was not sent)
+
+    @property
+    def avg_batch_ms(self) -> int:
+        return round(1000 * self.seconds / self.write_batches) if self.write_batches else 0
 
 
 def _item(row: dict[str, Any], serializer: TypeSerializer) -> dict[str, Any]:
-    """A papers row as a DynamoDB item: timestamps as ISO 8601 text, NULLs left out."""
-    item = {}
-    for name, value in row.items():
-        if value is None or value == []:
-            continue
-        if isinstance(value, datetime):
-            value = value.isoformat().replace("+00:00", "Z")
-        item[name] = serializer.serialize(value)
-    return item
-
-
-def _rows(warehouse: Path, trace_id: str) -> Iterator[dict[str, Any]]:
-    con = db.connect(warehouse, read_only=True)
-    try:
-        reader = con.sql(_BATCH_ROWS_SQL, params=[trace_id]).to_arrow_reader(1000)
-        for record_batch in reader:
-            yield from record_batch.to_pylist()
-    finally:
-        con.close()
+    """A row of papers_dynamodb_items as a DynamoDB item, NULLs and empty lists left out."""
+    return {
+        name: serializer.serialize(value)
+        for name, value in row.items()
+        if value is not None and value != []
+    }
 
 
 def write_chunk(
@@ -72,46 +93,85 @@ def write_chunk(
     *,
     max_attempts: int = MAX_ATTEMPTS,
     sleep: Callable[[float], None] = time.sleep,
-) -> None:
-    """One BatchWriteItem of at most 25 items, retrying what comes back unprocessed."""
+) -> list[str]:
+    """One write batch (at most 25 items), retrying what comes back unprocessed; the paper
+    ids DynamoDB did not acknowledge (also added to ``stats.unprocessed``): those still
+    unprocessed after ``max_attempts`` requests, or all that were pending when a request
+    failed outright (``stats.error`` then says why)."""
     pending = [{"PutRequest": {"Item": item}} for item in items]
     for attempt in range(1, max_attempts + 1):
         stats.requests += 1
-        response = client.batch_write_item(RequestItems={table: pending})
+        try:
+            response = client.batch_write_item(RequestItems={table: pending})
+        except (ClientError, BotoCoreError) as error:
+            stats.error = f"DynamoDB table {table}: BatchWriteItem failed: {error}"
+            log.error("%s", stats.error)
+            break
         left = response.get("UnprocessedItems", {}).get(table, [])
         stats.items_written += len(pending) - len(left)
         if not left:
-            return
+            return []
         pending = left
         if attempt < max_attempts:
             stats.retried_items += len(left)
             # exponential backoff with full jitter
             sleep(random.uniform(0, min(MAX_DELAY_S, BASE_DELAY_S * 2**attempt)))  # noqa: S311
-    stats.unprocessed += [p["PutRequest"]["Item"]["paper_id"]["S"] for p in pending]
+    unprocessed = [p["PutRequest"]["Item"]["paper_id"]["S"] for p in pending]
+    stats.unprocessed += unprocessed
+    return unprocessed
 
 
-def write_batch(
+def _pending_items(con: duckdb.DuckDBPyConnection, table: str) -> Iterator[dict[str, Any]]:
+    serializer = TypeSerializer()
+    reader = con.sql(_PENDING_ITEMS_SQL, params=[table]).to_arrow_reader(1000)
+    for record_batch in reader:
+        for row in record_batch.to_pylist():
+            yield _item(row, serializer)
+
+
+def deliver_pending(
     warehouse: Path,
-    trace_id: str,
     table: str,
+    trace_id: str,
     *,
     client: Any = None,
     max_attempts: int = MAX_ATTEMPTS,
 ) -> SinkStats:
-    """Write every paper the batch ``trace_id`` upserted to the DynamoDB ``table``."""
-    client = client or boto3.client("dynamodb")
-    serializer = TypeSerializer()
+    """Send every item pending for the DynamoDB ``table`` and record, per write batch, which
+    ones DynamoDB acknowledged (``acknowledged_by`` = ``trace_id``) and which not (their
+    attempt and the reason)."""
     stats = SinkStats()
     started = time.monotonic()
-    items = (_item(row, serializer) for row in _rows(warehouse, trace_id))
-    for chunk in batched(items, ITEMS_PER_REQUEST):
-        if stats.error is None:
-            try:
-                write_chunk(client, table, chunk, stats, max_attempts=max_attempts)
+    if client is None:
+        try:
+            client = boto3.client("dynamodb")
+        except BotoCoreError as error:  # no region configured, …: nothing is sent
+            stats.error = f"DynamoDB table {table}: cannot create a client: {error}"
+            log.error("%s", stats.error)
+    con = db.connect(warehouse)
+    outbox = con.cursor()  # acknowledgements go in while the pending items stream
+    try:
+        for chunk in batched(_pending_items(con, table), ITEMS_PER_REQUEST):
+            stats.write_batches += 1
+            ids = [item["paper_id"]["S"] for item in chunk]
+            if stats.error is not None:  # not sent: a request of this delivery failed outright
+                stats.unprocessed += ids
+                stats.failed_batches += 1
                 continue
-            except (ClientError, BotoCoreError) as error:
-                stats.error = f"DynamoDB table {table}: BatchWriteItem failed: {error}"
-                log.error("%s", stats.error)
-        stats.unprocessed += [item["paper_id"]["S"] for item in chunk]
+            left = write_chunk(client, table, chunk, stats, max_attempts=max_attempts)
+            refused = set(left)
+            acknowledged = [paper_id for paper_id in ids if paper_id not in refused]
+            if acknowledged:
+                outbox.execute(
+                    _ACKNOWLEDGE_SQL,
+                    {"table": table, "trace_id": trace_id, "paper_ids": acknowledged},
+                )
+            if left:
+                stats.failed_batches += 1
+                reason = stats.error or f"still unprocessed after {max_attempts} requests"
+                outbox.execute(_REFUSED_SQL, {"table": table, "error": reason, "paper_ids": left})
+    finally:
+        outbox.close()
+        con.close()
     stats.seconds = time.monotonic() - started
     return stats

@@ -1,7 +1,14 @@
 """An AWS Lambda-compatible entry point: ``handler(event, context)`` takes an S3 event and
-returns the result JSON (as a dict). The warehouse and output folder come from
-``BATCH_PROCESSOR_DUCKDB_PATH`` and ``BATCH_PROCESSOR_PAPERS_OUTPUT``; the request id from the
-context (``aws_request_id``) when there is one."""
+returns the result JSON (as a dict). Settings come from the environment:
+
+- ``DYNAMODB_TABLE_NAME`` (the seed's name): the DynamoDB table the papers go to (the
+  outbox sink, as ``--sink dynamodb --table``); unset or empty: the Parquet output;
+- ``BATCH_PROCESSOR_DUCKDB_PATH``: the warehouse (dedup state and outbox);
+- ``BATCH_PROCESSOR_PAPERS_OUTPUT``: the output folder (Parquet, reports; default
+  ``<warehouse dir>/papers``);
+- the standard AWS settings for S3 and DynamoDB (``AWS_REGION``, ``AWS_ENDPOINT_URL``, …).
+
+The request id comes from the context (``aws_request_id``) when there is one."""
 
 from __future__ import annotations
 
@@ -15,14 +22,17 @@ from batch_processor.papers.pipeline import process_objects
 from batch_processor.paths import DEFAULT_WAREHOUSE
 
 OUTPUT_ENV = "BATCH_PROCESSOR_PAPERS_OUTPUT"
+DYNAMODB_TABLE_ENV = "DYNAMODB_TABLE_NAME"
 
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     warehouse = Path(os.environ.get("BATCH_PROCESSOR_DUCKDB_PATH") or DEFAULT_WAREHOUSE)
     output = Path(os.environ.get(OUTPUT_ENV) or warehouse.parent / "papers")
+    table = os.environ.get(DYNAMODB_TABLE_ENV, "").strip() or None
     request_id = getattr(context, "aws_request_id", None)
     try:
         refs = objects_of_event(event)
     except ConfigError as error:
         return {"status": "failed", "errors": [{"object": None, "line": None, "error": str(error)}]}
-    return process_objects(refs, warehouse, output, request_id=request_id).result_json()
+    result = process_objects(refs, warehouse, output, request_id=request_id, dynamodb_table=table)
+    return result.result_json()

@@ -44,6 +44,7 @@ class ParseSummary:
 
     format: str
     lines: int = 0
+    api_errors: int = 0  # entries that are arXiv API errors (an error feed)
 
     @property
     def empty_feed(self) -> bool:
@@ -108,9 +109,11 @@ def parse_atom(source: IO[bytes], spool: IO[bytes]) -> ParseSummary:
                 continue
             depth -= 1
             if element.tag == f"{{{ATOM}}}entry" and depth == 1:
-                spool.write(json.dumps(_entry_record(element), ensure_ascii=False).encode())
+                record = _entry_record(element)
+                spool.write(json.dumps(record, ensure_ascii=False).encode())
                 spool.write(b"\n")
                 summary.lines += 1
+                summary.api_errors += record["error"] is not None
                 if root is not None:
                     root.remove(element)  # one entry in memory at a time
     except DefusedXmlException as error:
@@ -138,7 +141,8 @@ PARSERS: dict[str, Parser] = {"atom": parse_atom, "jsonl": parse_jsonl}
 
 
 def detect_format(head: bytes) -> str:
-    """The format of a decompressed object from its first bytes."""
+    """The format of a decompressed object from its first bytes (at least one: an empty
+    object is refused before)."""
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if not stripped:
         return "jsonl"  # an empty object: no lines

@@ -1,17 +1,33 @@
 """One papers batch: stage every object of an S3 event (or one object) as spool lines, run one
-dbt build over them, publish the changed Parquet partitions, return the result JSON.
+dbt build over them, then publish the changed Parquet partitions or, with a DynamoDB sink,
+deliver the items pending in the outbox; return the result JSON.
 
 Python only moves bytes: each object is streamed from S3 (or a local file), decompressed,
 parsed by the format's parser into a spool file on local disk, and DuckDB reads the spool
 file into ``papers_raw.paper_records``. Typing, dedup (within the batch and against the
-stored papers) and the upsert are dbt models. An object that cannot be read (missing key,
-truncated gzip, not XML, an entity bomb) is set aside with its reason and counted as one
-failed item; the batch goes on with the others.
+stored papers), the upsert and the outbox are dbt models. An object that cannot be read
+(missing key, truncated gzip, not XML, an entity bomb, no bytes at all) is set aside with its
+reason and counted as one failed item; the batch goes on with the others. Every path is made
+absolute first, so nothing depends on the folder dbt runs in.
 
 Counts (they add up): processed_count = records read + objects that could not be read;
-failed_count = rejected records + objects that could not be read; duplicate_count = records
-that lost the dedup inside the batch + winners not newer than the stored paper;
-upsert_count = papers inserted or replaced. processed = failed + duplicate + upsert.
+failed_count = rejected records + objects that could not be read (+ with a DynamoDB sink,
+the batch's papers DynamoDB did not acknowledge); duplicate_count = records that lost the
+dedup inside the batch + winners not newer than the stored paper (with a sink: and already
+delivered); upsert_count = papers inserted or replaced (with a sink: the batch's papers
+DynamoDB acknowledged, including a stored version that was still pending for it, change type
+``retry``). processed = failed + duplicate + upsert. With a sink, ``sink`` adds: written
+(items acknowledged in this run), from_earlier_batches (those of them that earlier batches
+stored: not records of this batch, so outside the sum), pending (items left for the next
+run).
+
+``batch_statistics``: a batch is one 25-item write batch (BatchWriteItem request with its
+retries) when the DynamoDB sink writes (the seed's 833 upserts are 34 = ceil(833/25)
+batches; nothing pending, 0 batches), otherwise one input object; a failed object batch is
+one that could not be read or is an arXiv API error feed, a failed write batch one with an
+item DynamoDB did not acknowledge. Status: failed when the dbt build failed or a DynamoDB
+request failed outright (a missing table: the items stay pending, exit 1);
+completed_with_errors when anything failed or is still pending; else completed.
 """
 
 from __future__ import annotations
@@ -33,7 +49,12 @@ from batch_processor import db
 from batch_processor.dbt_runner import ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
 from batch_processor.logs import log_context
-from batch_processor.papers.dynamodb_sink import write_batch
+from batch_processor.papers.dynamodb_sink import (
+    OUTBOX,
+    OUTBOX_TABLE,
+    SinkStats,
+    deliver_pending,
+)
 from batch_processor.papers.events import new_trace_id
 from batch_processor.papers.objects import ObjectError, ObjectRef, open_decompressed
 from batch_processor.papers.parsers import PARSERS, detect_format
@@ -45,7 +66,7 @@ log = logging.getLogger(__name__)
 SERVICE = "batch-processor"
 DBT_SELECTOR = "tag:papers"
 RAW_TABLE = "papers_raw.paper_records"
-STATE_TABLES = [("papers_raw", "paper_records")]
+STATE_TABLES = [("papers_raw", "paper_records"), OUTBOX_TABLE]
 SPOOL_DELIMITER = "\x1f"  # never in a JSON line (control characters must be escaped)
 MAX_ERRORS_IN_RESULT = 100
 MEMORY_LIMIT_MB = 512  # DuckDB's limit for the load and the dbt build; it spills beyond it
@@ -67,7 +88,22 @@ select
     (select count(*) from papers_intermediate.int_papers__changes
         where change_type = 'not_newer'),
     (select count(*) from papers_intermediate.int_papers__changes
-        where change_type in ('insert', 'update'))
+        where change_type in ('insert', 'update', 'retry'))
+"""
+# after a delivery: this batch's papers acknowledged / not, earlier batches' acknowledged, and
+# everything still pending for the table
+_SINK_COUNTS_SQL = f"""
+select
+    count(*) filter (where batch.paper_id is not null and outbox.acknowledged_by = $trace_id),
+    count(*) filter (where batch.paper_id is not null and outbox.acknowledged_at is null),
+    count(*) filter (where batch.paper_id is null and outbox.acknowledged_by = $trace_id),
+    count(*) filter (where outbox.acknowledged_at is null)
+from {OUTBOX} as outbox
+left join (
+    select paper_id from papers_intermediate.int_papers__changes
+    where change_type in ('insert', 'update', 'retry')
+) as batch on outbox.paper_id = batch.paper_id
+where outbox.dynamodb_table = $table
 """
 _REJECTS_SQL = """
 select source_object, line_number, reject_reason
@@ -99,6 +135,32 @@ class ObjectOutcome:
     seconds: float = 0.0
     error: str | None = None
     empty_feed: bool = False
+    api_errors: int = 0  # arXiv API error entries (each one a failed record)
+
+    @property
+    def failed(self) -> bool:
+        """A failed batch entry: the object could not be read, or it is an API error feed."""
+        return self.error is not None or self.api_errors > 0
+
+
+@dataclass
+class SinkOutcome:
+    """One delivery of the outbox to a DynamoDB table, counted from the outbox afterwards."""
+
+    table: str
+    stats: SinkStats
+    batch_written: int = 0  # this batch's papers DynamoDB acknowledged
+    batch_unwritten: int = 0  # this batch's papers left pending (failed items)
+    earlier_written: int = 0  # pending papers of earlier batches delivered now
+    pending: int = 0  # everything still pending for the table
+
+    def result_json(self) -> dict[str, Any]:
+        return {
+            "dynamodb_table": self.table,
+            "written": self.batch_written + self.earlier_written,
+            "from_earlier_batches": self.earlier_written,
+            "pending": self.pending,
+        }
 
 
 @dataclass
@@ -113,18 +175,20 @@ class PapersResult:
     duplicates: int = 0
     upserts: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
-    error: str | None = None  # the batch failed as a whole (dbt, publish)
-    sink_unwritten: int = 0  # upserted papers the DynamoDB sink could not write
+    error: str | None = None  # the batch failed as a whole (dbt, publish, DynamoDB)
+    sink: SinkOutcome | None = None  # with a DynamoDB sink, once the dbt build succeeded
     manifest_path: Path | None = None
     report_path: Path | None = None
 
     @property
     def failed_objects(self) -> int:
+        """Objects that could not be read (each one failed item)."""
         return sum(1 for o in self.objects if o.error)
 
     @property
     def failed_count(self) -> int:
-        return self.rejected_records + self.failed_objects + self.sink_unwritten
+        unwritten = self.sink.batch_unwritten if self.sink else 0
+        return self.rejected_records + self.failed_objects + unwritten
 
     @property
     def processed_count(self) -> int:
@@ -134,29 +198,47 @@ class PapersResult:
     def status(self) -> str:
         if self.error is not None:
             return "failed"
-        return "completed_with_errors" if self.failed_count else "completed"
+        pending = self.sink.pending if self.sink else 0
+        return "completed_with_errors" if self.failed_count or pending else "completed"
 
-    def result_json(self) -> dict[str, Any]:
-        """The seed's result fields, plus ``errors`` (what failed, where and why)."""
+    def batch_statistics(self) -> dict[str, int]:
+        """Write batches when the DynamoDB sink wrote, input objects otherwise."""
+        if self.sink is not None:
+            stats = self.sink.stats
+            return {
+                "total_batches": stats.write_batches,
+                "successful_batches": stats.write_batches - stats.failed_batches,
+                "failed_batches": stats.failed_batches,
+                "avg_batch_time_ms": stats.avg_batch_ms,
+            }
         timed = [o.seconds for o in self.objects]
         return {
+            "total_batches": len(self.objects),
+            "successful_batches": sum(1 for o in self.objects if not o.failed),
+            "failed_batches": sum(1 for o in self.objects if o.failed),
+            "avg_batch_time_ms": round(1000 * sum(timed) / len(timed)) if timed else 0,
+        }
+
+    def result_json(self) -> dict[str, Any]:
+        """The seed's result fields, plus ``errors`` (what failed, where and why) and, with a
+        DynamoDB sink, ``sink``."""
+        unwritten = self.sink.batch_unwritten if self.sink else 0
+        body = {
             "trace_id": self.trace_id,
             "processed_count": self.processed_count,
             "duplicate_count": self.duplicates,
-            "upsert_count": self.upserts - self.sink_unwritten,
+            "upsert_count": self.upserts - unwritten,
             "failed_count": self.failed_count,
             "timestamp": self.started_at.isoformat().replace("+00:00", "Z"),
             "status": self.status,
             "processing_time_ms": self.processing_time_ms,
             "s3_key": ",".join(ObjectRef(o.uri).key for o in self.objects),
-            "batch_statistics": {
-                "total_batches": len(self.objects),
-                "successful_batches": len(self.objects) - self.failed_objects,
-                "failed_batches": self.failed_objects,
-                "avg_batch_time_ms": round(1000 * sum(timed) / len(timed)) if timed else 0,
-            },
+            "batch_statistics": self.batch_statistics(),
             "errors": self.errors[:MAX_ERRORS_IN_RESULT],
         }
+        if self.sink is not None:
+            body["sink"] = self.sink.result_json()
+        return body
 
 
 def _stage_object(
@@ -167,9 +249,13 @@ def _stage_object(
     try:
         with open_decompressed(ref) as (stream, compression), spool.open("wb") as out:
             outcome.compression = compression
-            outcome.format = detect_format(stream.peek(64)[:64])
+            head = stream.peek(64)[:64]
+            if not head:  # nothing to parse: not an empty feed, which is a <feed> element
+                after = "" if compression == "none" else f" after {compression} decompression"
+                raise ObjectError(f"{ref.uri}: empty object (0 bytes{after})")
+            outcome.format = detect_format(head)
             summary = PARSERS[outcome.format](stream, out)
-        outcome.empty_feed = summary.empty_feed
+        outcome.empty_feed, outcome.api_errors = summary.empty_feed, summary.api_errors
         con.execute("begin")
         try:
             inserted = con.execute(
@@ -221,22 +307,40 @@ def _read_counts(warehouse: Path, result: PapersResult, tlog: TraceLog) -> None:
         con.close()
 
 
-def _write_to_dynamodb(warehouse: Path, table: str, result: PapersResult, tlog: TraceLog) -> None:
-    stats = write_batch(warehouse, result.trace_id, table)
-    result.sink_unwritten = len(stats.unprocessed)
+def _deliver_to_dynamodb(warehouse: Path, table: str, result: PapersResult, tlog: TraceLog) -> None:
+    """Send what is pending for ``table`` (this batch's papers and earlier batches' leftovers)
+    and count the outcome from the outbox."""
+    stats = deliver_pending(warehouse, table, result.trace_id)
+    sink = result.sink = SinkOutcome(table, stats)
+    con = db.connect(warehouse, read_only=True)
+    try:
+        counts = con.execute(
+            _SINK_COUNTS_SQL, {"trace_id": result.trace_id, "table": table}
+        ).fetchall()[0]
+    finally:
+        con.close()
+    sink.batch_written, sink.batch_unwritten, sink.earlier_written, sink.pending = map(int, counts)
     reason = stats.error or f"DynamoDB table {table}: still unprocessed after retries"
     for paper_id in stats.unprocessed[:MAX_ERRORS_IN_RESULT]:
         result.errors.append(
             {"object": f"dynamodb:{table}", "line": None, "error": f"{paper_id}: {reason}"}
         )
-    tlog.info(
-        "DynamoDB %s: %d item(s) written in %d request(s), %d retried, %d not written",
+    if stats.error:
+        result.error = (
+            f"{stats.error}; {sink.pending} item(s) stay pending in the outbox for the next run"
+        )
+    tlog.log(
+        logging.ERROR if stats.error else logging.INFO,
+        "DynamoDB %s: %d item(s) written in %d write batch(es) (%d request(s), %d item(s) "
+        "retried), %d from earlier batches, %d still pending",
         table,
         stats.items_written,
+        stats.write_batches,
         stats.requests,
         stats.retried_items,
-        len(stats.unprocessed),
-        metadata={"dynamodb": {**stats.__dict__, "unprocessed": len(stats.unprocessed)}},
+        sink.earlier_written,
+        sink.pending,
+        metadata={"dynamodb": {**sink.result_json(), "requests": stats.requests}},
     )
 
 
@@ -266,7 +370,9 @@ def process_objects(
 ) -> PapersResult:
     """Load ``refs`` as one batch; never raises for bad input (it is in the result). The
     sink is the warehouse plus Parquet, or with ``dynamodb_table`` the warehouse (which keeps
-    the dedup state) plus that DynamoDB table."""
+    the dedup state and the outbox) plus that DynamoDB table, which also receives what
+    earlier batches left pending for it."""
+    warehouse, output = warehouse.absolute(), output.absolute()
     started_at = datetime.now(UTC).replace(microsecond=0)
     clock = time.monotonic()
     trace_id = new_trace_id(started_at)
@@ -296,13 +402,14 @@ def process_objects(
             dbt_vars={
                 "papers_trace_id": trace_id,
                 "papers_batch_timestamp": started_at.isoformat(),
+                "papers_dynamodb_table": dynamodb_table or "",
             },
             memory_limit_mb=memory_limit_mb,
         )
         if run.success:
             _read_counts(warehouse, result, tlog)
             if dynamodb_table:
-                _write_to_dynamodb(warehouse, dynamodb_table, result, tlog)
+                _deliver_to_dynamodb(warehouse, dynamodb_table, result, tlog)
             else:
                 counts = {k: v for k, v in result.result_json().items() if k.endswith("_count")}
                 result.manifest_path = publish_partitions(

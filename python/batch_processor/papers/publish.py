@@ -5,9 +5,11 @@ other pipelines' output (``batch_processor.dataset_commit``):
 <output>/manifests/manifest-<trace_id>.json, current.json
 
 A batch rewrites the partitions that hold a paper stored since the current manifest was made
-(``updated_through``), so a batch whose publish was interrupted is published by the next one.
-The other partitions' files are kept; the rewritten ones are superseded (deleted one commit
-later).
+(``updated_through``), so a batch whose publish was interrupted is published by the next one,
+and the partitions the current manifest's files hold those papers in: a newer version whose
+``published`` month differs leaves its old partition in the same commit (no paper_id is ever
+listed twice; a partition left empty is dropped). The other partitions' files are kept; the
+rewritten ones are superseded (deleted one commit later).
 """
 
 from __future__ import annotations
@@ -32,10 +34,21 @@ log = logging.getLogger(__name__)
 PAPERS = "papers.papers"
 PARTITION_KEYS = ("year", "month")
 
-_PARTITIONS_SQL = f"""
-select distinct strftime(published_at, '%Y') as year, strftime(published_at, '%m') as month
+_CHANGED_SQL = f"""
+create temp table changed as
+select paper_id, strftime(published_at, '%Y') as year, strftime(published_at, '%m') as month
 from {PAPERS}
 where $since is null or updated_at > $since::timestamptz
+"""
+# the partitions the changed papers are in now, and those the published files hold them in
+_TOUCHED_SQL = """
+create temp table touched as
+select year, month from changed
+union
+select published.year, published.month
+from read_parquet($files, filename = true) as files
+inner join changed on files.paper_id = changed.paper_id
+inner join published_files as published on files.filename = published.path
 """
 _TOUCHED_ROWS_SQL = f"""
 select *, strftime(published_at, '%Y') as year, strftime(published_at, '%m') as month
@@ -74,15 +87,22 @@ def publish_partitions(
     if removed:
         log.warning("removed %d leftover(s) of an interrupted publish", len(removed))
     since = previous["updated_through"] if previous else None
+    published = [
+        (str(paths.data / entry["path"]), *(entry["partition"][k] for k in PARTITION_KEYS))
+        for entry in (previous["dataset_files"] if previous else [])
+    ]
     con = db.connect(warehouse)
     try:
-        touched = {
-            (str(y), str(m)) for y, m in con.execute(_PARTITIONS_SQL, {"since": since}).fetchall()
-        }
+        con.execute(_CHANGED_SQL, {"since": since})
+        con.execute("create temp table published_files (path varchar, year varchar, month varchar)")
+        if published:
+            con.executemany("insert into published_files values (?, ?, ?)", published)
+            con.execute(_TOUCHED_SQL, {"files": [db.literal_path(p[0]) for p in published]})
+        else:
+            con.execute("create temp table touched as select distinct year, month from changed")
+        touched = {(str(y), str(m)) for y, m in con.execute("from touched").fetchall()}
         if not touched:
             return None
-        con.execute("create temp table touched (year varchar, month varchar)")
-        con.executemany("insert into touched values (?, ?)", sorted(touched))
         staged = stage_parquet(
             con, _TOUCHED_ROWS_SQL, paths, trace_id, PARTITION_KEYS, range_column="updated_at"
         )
