@@ -175,3 +175,27 @@ def test_the_seeds_example_833_upserts_are_34_write_batches_of_at_most_25(
         34, 34, 0,
     )  # fmt: skip
     assert len(scan(table_name)) == 833
+
+
+def test_an_item_dynamodb_refuses_stays_pending_alone_and_the_others_are_delivered(
+    tmp_path: Path, s3_bucket: str, table_name: str
+) -> None:
+    create_table(table_name)
+    records = [
+        {"id": f"2403.{n:05d}v1", "title": f"Paper {n}", "published": "2024-03-01T00:00:00Z"}
+        for n in range(60)
+    ]
+    records[3]["abstract"] = "x" * 500_000  # over DynamoDB's 400 KB item limit
+    first = handler(event(s3_bucket, put(s3_bucket, "a.jsonl", jsonl(*records))))
+    adds_up(first)
+    assert first["status"] == "completed_with_errors", first["errors"]
+    assert first["sink"]["written"] == 59 and first["sink"]["pending"] == 1
+    (refusal,) = [e["error"] for e in first["errors"]]
+    assert refusal.startswith("arxiv:2403.00003: DynamoDB table") and "Item size" in refusal
+    assert len(scan(table_name)) == 59
+
+    # the refused item does not block the next event: its papers are delivered
+    second = handler(event(s3_bucket, put(s3_bucket, "b.jsonl", numbered_papers(100, 3))))
+    assert second["sink"]["written"] == 3 and second["sink"]["pending"] == 1
+    assert len(scan(table_name)) == 62
+    assert pending(tmp_path / "w.duckdb", table_name) == 1

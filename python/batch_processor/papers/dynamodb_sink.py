@@ -39,6 +39,9 @@ log = logging.getLogger(__name__)
 
 ITEMS_PER_REQUEST = 25  # DynamoDB's BatchWriteItem limit: one write batch
 MAX_ATTEMPTS = 8
+# BatchWriteItem errors about what an item holds (the table itself is fine): the others
+# (no such table, access denied, …) stop the delivery
+ITEM_ERROR_CODES = frozenset({"ValidationException"})
 BASE_DELAY_S = 0.05
 MAX_DELAY_S = 2.0
 OUTBOX_TABLE = ("papers", "dynamodb_outbox")  # created by papers_create_state_tables
@@ -68,6 +71,7 @@ class SinkStats:
     items_written: int = 0
     retried_items: int = 0
     unprocessed: list[str] = field(default_factory=list)  # paper ids left pending
+    item_errors: dict[str, str] = field(default_factory=dict)  # paper id → why it was refused
     seconds: float = 0.0
     error: str | None = None  # a request failed outright (the rest was not sent)
 
@@ -83,6 +87,43 @@ def _item(row: dict[str, Any], serializer: TypeSerializer) -> dict[str, Any]:
         for name, value in row.items()
         if value is not None and value != []
     }
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _write_one_by_one(
+    client: Any,
+    table: str,
+    pending: list[dict[str, Any]],
+    stats: SinkStats,
+    error: ClientError,
+    max_attempts: int,
+    sleep: Callable[[float], None],
+) -> list[str]:
+    """A write batch DynamoDB refused for an item's content: each item on its own."""
+    if len(pending) == 1:
+        paper_id = pending[0]["PutRequest"]["Item"]["paper_id"]["S"]
+        stats.item_errors[paper_id] = f"DynamoDB table {table} refused the item: {error}"
+        stats.unprocessed.append(paper_id)
+        return [paper_id]
+    left: list[str] = []
+    for request in pending:
+        if stats.error is not None:  # a later request failed outright: the rest stays pending
+            paper_id = request["PutRequest"]["Item"]["paper_id"]["S"]
+            stats.unprocessed.append(paper_id)
+            left.append(paper_id)
+            continue
+        left += write_chunk(
+            client,
+            table,
+            [request["PutRequest"]["Item"]],
+            stats,
+            max_attempts=max_attempts,
+            sleep=sleep,
+        )
+    return left
 
 
 def write_chunk(
@@ -103,7 +144,15 @@ def write_chunk(
         stats.requests += 1
         try:
             response = client.batch_write_item(RequestItems={table: pending})
-        except (ClientError, BotoCoreError) as error:
+        except ClientError as error:
+            if _error_code(error) not in ITEM_ERROR_CODES:
+                stats.error = f"DynamoDB table {table}: BatchWriteItem failed: {error}"
+                log.error("%s", stats.error)
+                break
+            # the request was refused for what an item holds (too large, a bad key): send
+            # the items one by one, so only the offending ones stay pending
+            return _write_one_by_one(client, table, pending, stats, error, max_attempts, sleep)
+        except BotoCoreError as error:
             stats.error = f"DynamoDB table {table}: BatchWriteItem failed: {error}"
             log.error("%s", stats.error)
             break
@@ -168,8 +217,16 @@ def deliver_pending(
                 )
             if left:
                 stats.failed_batches += 1
-                reason = stats.error or f"still unprocessed after {max_attempts} requests"
-                outbox.execute(_REFUSED_SQL, {"table": table, "error": reason, "paper_ids": left})
+                default = stats.error or f"still unprocessed after {max_attempts} requests"
+                by_reason: dict[str, list[str]] = {}
+                for paper_id in left:
+                    by_reason.setdefault(stats.item_errors.get(paper_id, default), []).append(
+                        paper_id
+                    )
+                for reason, paper_ids in by_reason.items():
+                    outbox.execute(
+                        _REFUSED_SQL, {"table": table, "error": reason, "paper_ids": paper_ids}
+                    )
     finally:
         outbox.close()
         con.close()

@@ -320,8 +320,9 @@ def _deliver_to_dynamodb(warehouse: Path, table: str, result: PapersResult, tlog
     finally:
         con.close()
     sink.batch_written, sink.batch_unwritten, sink.earlier_written, sink.pending = map(int, counts)
-    reason = stats.error or f"DynamoDB table {table}: still unprocessed after retries"
+    default = stats.error or f"DynamoDB table {table}: still unprocessed after retries"
     for paper_id in stats.unprocessed[:MAX_ERRORS_IN_RESULT]:
+        reason = stats.item_errors.get(paper_id, default)
         result.errors.append(
             {"object": f"dynamodb:{table}", "line": None, "error": f"{paper_id}: {reason}"}
         )
