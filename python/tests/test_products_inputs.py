@@ -192,3 +192,48 @@ def test_redeliveries_late_rows_and_a_watermark_that_never_moves_back(tmp_path: 
         path = tmp_path / "out" / "data" / listed["path"]
         assert path.parent.name == "brand_code=AB"
         assert pq.read_table(path).column("brand_code").unique().to_pylist() == ["AB"]
+
+
+def test_bad_bytes_shifted_values_and_repeated_keys_are_rejected_lines_not_lost_files(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    at = "2026-01-01T00:00:00Z"
+    (folder / "latin1.csv").write_bytes(
+        HEADER.encode()
+        + f"40,AB,F1,Caf\xe9,1,USD,{{}},{at}\n".encode("latin-1")  # not UTF-8, on line 2
+        + f"41,AB,F2,good,1,USD,{{}},{at}\n".encode()
+        + b"42,AB,F3,six fields,1,USD\n"
+        + f"43,AB,F4,many digits,1.0000000000000000000001,USD,{{}},{at}\n".encode()
+        + f"44,AB,F5,not a number,NaN,USD,{{}},{at}\n".encode()
+    )
+    # two copies of one cursor whose values sit in different columns (a shifted export)
+    (folder / "shift_a.csv").write_text(HEADER + f"50,AB,S1,USD,,,{{}},{at}\n")
+    (folder / "shift_b.csv").write_text(HEADER + f"50,AB,S1,,,USD,{{}},{at}\n")
+    (folder / "lines.jsonl").write_bytes(
+        b'{"id": 60, "brand_code": "AB", "sku": "J1", "src_updated_at": "' + at.encode() + b'"}\n'
+        b'{"id": 61, "brand_code": "AB", "sku": "J\x1f2", "src_updated_at": "x"}\n'
+        b'{"id": 62, "id": 620, "brand_code": "AB", "sku": "J3", "src_updated_at": "x"}\n'
+        b'{"id": 63, "brand_code": "AB", "sku": "J4", "src_updated_at": "' + at.encode() + b'"}\n'
+    )
+    result = sync(folder, tmp_path)
+    files = {Path(f.path).name: f for f in result.files}
+    assert {name: (f.status, f.rows, f.rejected_lines) for name, f in files.items()} == {
+        "latin1.csv": ("partial", 5, 2),
+        "shift_a.csv": ("loaded", 1, 0),
+        "shift_b.csv": ("loaded", 1, 0),
+        "lines.jsonl": ("partial", 4, 2),
+    }
+    assert files["latin1.csv"].reason.startswith("line 2: Invalid unicode")
+    csv_reasons = rejected(result, "latin1.csv")
+    assert csv_reasons[4] == "the line could not be read: Expected Number of Columns: 8 Found: 6"
+    assert csv_reasons[5].startswith("price has more than 4 decimal places")
+    assert csv_reasons[6] == "price is not a decimal: NaN"
+    json_reasons = rejected(result, "lines.jsonl")
+    assert "Found: 2" in json_reasons[2]  # a raw 0x1F splits the line: rejected, not the file
+    assert json_reasons[3] == "the line could not be read: line holds a key more than once: id"
+    (shifted,) = rejected(result, "shift_a.csv").values()
+    assert "is delivered 2 times with 2 different contents" in shifted
+    stored = {sku for (sku,) in query(tmp_path, "select sku from products.products")}
+    assert stored == {"F2", "J1", "J4"}

@@ -13,17 +13,17 @@ staged as (
 fingerprinted as (
     select
         *,
+        -- to_json keeps nulls apart from empty and shifted values
         md5(
-            concat_ws(
-                chr(31),
-                brand_code,
-                sku,
-                product_name,
-                price::varchar,
-                currency,
-                attributes_text,
-                reject_reason
-            )
+            to_json({
+                'brand_code': brand_code,
+                'sku': sku,
+                'name': product_name,
+                'price': price,
+                'currency': currency,
+                'attributes': attributes_text,
+                'reject_reason': reject_reason
+            })::varchar
         ) as content_hash
     from staged
 ),
@@ -45,7 +45,7 @@ per_cursor as (
 select
     per_cursor.source_id,
     per_cursor.src_updated_at,
-    first_copy.brand_code,
+    per_cursor.first_copy.brand_code,
     per_cursor.first_copy.sku,
     per_cursor.first_copy.product_name,
     per_cursor.first_copy.price,

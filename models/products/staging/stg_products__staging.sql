@@ -39,11 +39,19 @@ checked as (
                 then 'src_updated_at is not a timestamp: ' || coalesce(raw_src_updated_at, 'NULL')
             when brand_code is null then 'brand_code is empty'
             when sku is null then 'sku is empty'
-            when price_text is not null and price_number is null
+            when
+                price_text is not null
+                and (
+                    price_number is null
+                    or not isfinite(price_number)
+                    or contains(price_text, '_')
+                )
                 then 'price is not a decimal: ' || price_text
             when price_text is not null and price is null
                 then 'price is out of range for decimal(18,4): ' || price_text
-            when price_exact <> price
+            when
+                price_exact <> price
+                or regexp_matches(price_text, '^[+-]?[0-9]*\.[0-9]{4}[0-9]*[1-9]')
                 then 'price has more than 4 decimal places (it would be rounded): ' || price_text
             when price < 0 then 'price is negative: ' || price_text
             when currency is not null and not regexp_full_match(currency, '[A-Z]{3}')

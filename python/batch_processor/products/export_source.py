@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -43,48 +44,56 @@ MAX_LINE_BYTES = 16 * 1024 * 1024
 CSV_DIALECT = "delim = ',', quote = '\"', escape = '\"'"
 JSON_LINE_DELIMITER = "\x1f"  # a raw control character is never inside valid JSON text
 
-# CSV: every field read positionally as c1..cN (the header names are data, never SQL). The
-# good records go to a temporary table first (DuckDB fills its rejects table as it reads);
-# a good record's line is the k-th line number that is not a rejected record's.
-_CSV_READ_SQL = """
+# Both formats are read by DuckDB's CSV reader with a rejects table: the good records go to
+# a temporary table first (DuckDB fills its rejects table as it reads); the insert then
+# numbers them (a good record's line is the k-th line number, from `first_line` on, that is
+# not a rejected record's) and adds one row per rejected line with DuckDB's message.
+_READ_SQL = """
 create or replace temp table {good} as
 select *, ordinality as good_number
 from read_csv(
-    $path, header = true, auto_detect = false, {dialect}, columns = $columns,
-    store_rejects = true, rejects_table = '{rejects}', rejects_scan = '{scans}',
-    max_line_size = {max_line}
+    $path, {options}, store_rejects = true, rejects_table = '{rejects}',
+    rejects_scan = '{scans}', max_line_size = {max_line}
 ) with ordinality
 """
-_CSV_INSERT_SQL = """
-insert into {table}
-with
+_NUMBERED_CTES = """
 bad as (
-    select line, string_agg(distinct error_message, '; ' order by error_message) as message
+    -- DuckDB writes one reject per missing column: the first column's message is the line's
+    select line, arg_min(error_message, column_idx) as message
     from {rejects}
     group by line
 ),
 good_lines as (
     select line, row_number() over (order by line) as good_number
-    from range(2, (select count(*) from {good}) + (select count(*) from bad) + 2) as t(line)
+    from range(
+        {first_line}, (select count(*) from {good}) + (select count(*) from bad) + {first_line}
+    ) as t(line)
     where line not in (select line from bad)
+),
+numbered as (
+    select good.*, good_lines.line
+    from {good} as good inner join good_lines using (good_number)
 )
-select {select_list}, $file, good_lines.line, null
-from {good} as good inner join good_lines using (good_number)
+"""
+# CSV: every field read positionally as c1..cN (the header names are data, never SQL).
+_CSV_OPTIONS = f"header = true, auto_detect = false, {CSV_DIALECT}, columns = $columns"
+_CSV_INSERT_SQL = """
+insert into {table}
+with
+{numbered_ctes}
+select {select_list}, $file, line, null from numbered
 union all
-select {nulls}, $file, bad.line, bad.message
-from bad
+select {nulls}, $file, line, message from bad
 """
 # JSON lines: one text column per physical line; fields taken from the parsed object.
-_JSON_LOAD_SQL = """
+_JSON_OPTIONS = (
+    "header = false, auto_detect = false, delim = $delim, quote = '', escape = '', "
+    "columns = {'line_text': 'VARCHAR'}"
+)
+_JSON_INSERT_SQL = """
 insert into {table}
-with lines as (
-    select line_text, ordinality as line
-    from read_csv(
-        $path, header = false, auto_detect = false, delim = $delim, quote = '', escape = '',
-        columns = {{'line_text': 'VARCHAR'}}, max_line_size = {max_line}
-    ) with ordinality
-    where nullif(trim(line_text), '') is not null
-),
+with
+{numbered_ctes},
 parsed as (
     select
         *,
@@ -92,11 +101,18 @@ parsed as (
             when not json_valid(line_text) then 'line is not valid JSON: ' || left(line_text, 200)
             when json_type(line_text) <> 'OBJECT'
                 then 'line is a JSON ' || lower(json_type(line_text)) || ', not an object'
+            when len(json_keys(line_text)) > len(list_distinct(json_keys(line_text)))
+                then 'line holds a key more than once: ' || array_to_string(list_filter(
+                    list_distinct(json_keys(line_text)),
+                    lambda k: len(list_filter(json_keys(line_text), lambda x: x = k)) > 1
+                ), ', ')
         end as problem
-    from lines
+    from numbered
+    where nullif(trim(line_text), '') is not null
 )
-select {select_list}, $file, line, problem
-from parsed
+select {select_list}, $file, line, problem from parsed
+union all
+select {nulls}, $file, line, message from bad
 """
 
 
@@ -132,8 +148,13 @@ def staging_columns(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
 
 def read_csv_header(path: Path) -> list[str]:
     """The header record of a CSV export (trimmed, lower-cased), read in CSV_DIALECT."""
-    with path.open(encoding="utf-8-sig", newline="") as stream:
-        header = next(csv.reader(stream, delimiter=",", quotechar='"', doublequote=True), None)
+    with path.open("rb") as stream:
+        # decoded one line at a time, only as far as the header record goes: a bad byte
+        # further down is DuckDB's to report, as a rejected line
+        lines = (line.decode("utf-8") for line in stream)
+        header = next(csv.reader(lines, delimiter=",", quotechar='"', doublequote=True), None)
+    if header:
+        header[0] = header[0].removeprefix("\ufeff")
     if not header or not any(name.strip() for name in header):
         raise ValueError("the file has no header line")
     names = [name.strip().lower() for name in header]
@@ -149,34 +170,48 @@ def _check_required(present: set[str]) -> None:
         raise ValueError(f"missing required column(s): {', '.join(sorted(missing))}")
 
 
+def _load(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    *,
+    options: str,
+    read_params: dict[str, Any],
+    insert_sql: str,
+    first_line: int,
+    select_list: str,
+    nulls: str,
+) -> None:
+    names = {"good": GOOD_TABLE, "rejects": REJECTS_TABLE, "scans": REJECTS_SCAN}
+    con.execute(f"drop table if exists {REJECTS_TABLE}; drop table if exists {REJECTS_SCAN}")
+    # inside the caller's transaction: a failure rolls the temporary table back with the rest
+    con.execute(
+        _READ_SQL.format(**names, options=options, max_line=MAX_LINE_BYTES),
+        {"path": literal_path(path), **read_params},
+    )
+    numbered = _NUMBERED_CTES.format(**names, first_line=first_line)
+    con.execute(
+        insert_sql.format(
+            table=STAGING_TABLE, numbered_ctes=numbered, select_list=select_list, nulls=nulls
+        ),
+        {"file": str(path)},
+    )
+    con.execute(f"drop table {GOOD_TABLE}")
+
+
 def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...]) -> None:
     header = read_csv_header(path)
     _check_required(set(header))
     position = {name: index for index, name in enumerate(header, start=1)}
-    select_list = ", ".join(
-        f'good."c{position[column]}"' if column in position else "null" for column in columns
+    _load(
+        con,
+        path,
+        options=_CSV_OPTIONS,
+        read_params={"columns": {f"c{i}": "VARCHAR" for i in range(1, len(header) + 1)}},
+        insert_sql=_CSV_INSERT_SQL,
+        first_line=2,  # the header is line 1
+        select_list=", ".join(f'"c{position[c]}"' if c in position else "null" for c in columns),
+        nulls=", ".join("null" for _ in columns),
     )
-    names = {"good": GOOD_TABLE, "rejects": REJECTS_TABLE, "scans": REJECTS_SCAN}
-    con.execute(f"drop table if exists {REJECTS_TABLE}; drop table if exists {REJECTS_SCAN}")
-    try:
-        con.execute(
-            _CSV_READ_SQL.format(**names, dialect=CSV_DIALECT, max_line=MAX_LINE_BYTES),
-            {
-                "path": literal_path(path),
-                "columns": {f"c{index}": "VARCHAR" for index in range(1, len(header) + 1)},
-            },
-        )
-        con.execute(
-            _CSV_INSERT_SQL.format(
-                **names,
-                table=STAGING_TABLE,
-                select_list=select_list,
-                nulls=", ".join("null" for _ in columns),
-            ),
-            {"file": str(path)},
-        )
-    finally:
-        con.execute(f"drop table if exists {GOOD_TABLE}")
 
 
 def _json_field(column: str) -> str:
@@ -190,18 +225,23 @@ def _json_field(column: str) -> str:
 
 
 def _load_json_lines(con: duckdb.DuckDBPyConnection, path: Path, columns: tuple[str, ...]) -> None:
-    sql = _JSON_LOAD_SQL.format(
-        table=STAGING_TABLE,
-        max_line=MAX_LINE_BYTES,
+    _load(
+        con,
+        path,
+        options=_JSON_OPTIONS,
+        read_params={"delim": JSON_LINE_DELIMITER},
+        insert_sql=_JSON_INSERT_SQL,
+        first_line=1,
         select_list=", ".join(_json_field(column) for column in columns),
+        nulls=", ".join("null" for _ in columns),
     )
-    con.execute(sql, {"path": literal_path(path), "file": str(path), "delim": JSON_LINE_DELIMITER})
 
 
 def _file_counts(con: duckdb.DuckDBPyConnection, path: Path) -> tuple[int, int, str | None]:
     rows, bad, first = con.execute(
         f"select count(*), count(load_error), "
-        f"min('line ' || source_line || ': ' || load_error) filter (where load_error is not null) "
+        f"arg_min('line ' || source_line || ': ' || load_error, source_line) "
+        f"filter (where load_error is not null) "
         f"from {STAGING_TABLE} where source_file = ?",
         [str(path)],
     ).fetchall()[0]
