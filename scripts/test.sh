@@ -28,5 +28,8 @@ if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then exit "$code"; fi
 echo "== sqlfluff"
 "$BIN/sqlfluff" lint models tests
 
-echo "== pytest"
-"$BIN/pytest" "$@"
+echo "== pytest (2 workers: pytest-xdist; every test has its own warehouse and server ports)"
+started=$SECONDS
+"$BIN/pytest" -n "${PYTEST_WORKERS:-2}" --dist worksteal "$@"
+echo "== pytest took $((SECONDS - started)) s wall; CPU time of this script and its children:"
+times

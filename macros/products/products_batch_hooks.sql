@@ -18,15 +18,17 @@
     where change_type in ('insert', 'update')
 {% endmacro %}
 
-{#- Every cursor the batch took in (applied, skipped or rejected): a later sync tells a row
-    that arrived behind the watermark from one it has seen. -#}
+{#- Every cursor the batch took in (applied, skipped or rejected) and how many contents its
+    copies had then: a later sync tells a row that arrived behind the watermark from one it
+    has seen, and a cursor delivered again with other contents from a known conflict. -#}
 {% macro products_record_synced_rows() %}
-    insert or ignore into {{ source('products_state', 'synced_rows') }}
+    insert or replace into {{ source('products_state', 'synced_rows') }}
     select
         {{ sql_string(var('products_source_name')) }} as source_name,
         source_id,
         src_updated_at,
-        '{{ invocation_id }}' as batch_id
+        '{{ invocation_id }}' as batch_id,
+        content_versions
     from {{ ref('int_products__batch') }}
 {% endmacro %}
 

@@ -47,6 +47,7 @@
         source_id bigint not null,
         src_updated_at timestamptz not null,
         batch_id varchar not null,
+        content_versions integer not null,
         primary key (source_name, source_id, src_updated_at)
     );
     create table if not exists products.etl_watermark (

@@ -27,6 +27,14 @@ def require_shared(path: Path) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_default_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own default warehouse: with pytest-xdist the workers run tests side
+    by side, and a test that relies on the default must never share one (DuckDB allows one
+    writer per file) nor write into the checkout."""
+    monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(tmp_path / "default-warehouse.duckdb"))
+
+
 @pytest.fixture(scope="session")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> GeneratedBatch:
     """Two sites (metric + Metasys imperial) x 1 day, with the malformed files."""

@@ -186,6 +186,14 @@ def test_redeliveries_late_rows_and_a_watermark_that_never_moves_back(tmp_path: 
     assert "is delivered 2 times with 2 different contents" in reason
     assert "conflict_a.csv:2" in reason and "conflict_b.csv:2" in reason
 
+    # a row synced before, now delivered again with another price: a resume says so
+    _write(folder, "day1_corrected.csv", [(1, 1, 99, "{}", "2026-01-01T00:00:01Z")])
+    corrected = sync(folder, tmp_path)
+    assert corrected.unsynced_rows == 1 and corrected.has_rejects
+    assert corrected.unsynced_detail[0]["id"] == 1
+    assert corrected.unsynced_detail[0]["reason"].startswith("synced before, now delivered")
+    (tmp_path / "in" / "day1_corrected.csv").unlink()
+
     # brand_code is inside the published files as well as in their folder names
     current = json.loads((tmp_path / "out" / "manifests" / "current.json").read_text())
     for listed in current["dataset_files"]:

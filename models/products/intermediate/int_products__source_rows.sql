@@ -54,6 +54,7 @@ select
     per_cursor.first_copy.source_file,
     per_cursor.first_copy.source_line,
     per_cursor.copies - 1 as redelivered_copies,
+    per_cursor.versions as content_versions,
     case
         when per_cursor.versions > 1
             then

@@ -74,10 +74,9 @@ def _sync(args: argparse.Namespace) -> int:
     if result.unsynced_rows:
         first = result.unsynced_detail[0]
         print(
-            f"  {result.unsynced_rows:,} row(s) behind the watermark were never synced (late "
-            f"arrivals; first: id {first['id']} at {first['src_updated_at']} in "
-            f"{first['file']}:{first['line']}); take them in with --since "
-            f"{first['src_updated_at']}"
+            f"  {result.unsynced_rows:,} row(s) behind the watermark not taken in (first: id "
+            f"{first['id']} at {first['src_updated_at']} in {first['file']}:{first['line']}: "
+            f"{first['reason']}); take them in with --since {first['src_updated_at']}"
         )
     if result.error:
         print(f"  FAILED: {result.error}")

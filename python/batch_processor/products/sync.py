@@ -96,14 +96,16 @@ _WATERMARK_SQL = """
 select last_src_updated_at, last_id, batch_id from products.etl_watermark where source_name = ?
 """
 _NO_CURSOR_SQL = """
-select source_file, source_line, reject_reason
+select count(*) over (), source_file, source_line, reject_reason
 from products_staging.stg_products__staging where not has_cursor
 order by source_file, source_line
+limit ?
 """
 _UNSYNCED_SQL = """
-select source_id, src_updated_at, source_file, source_line
+select count(*) over (), source_id, src_updated_at, source_file, source_line, unsynced_reason
 from products_intermediate.int_products__unsynced_rows
 order by src_updated_at, source_id
+limit ?
 """
 
 
@@ -404,18 +406,17 @@ def sync_products(
 def _count_rows_without_cursor(warehouse: Path, result: SyncResult) -> None:
     con = db.connect(warehouse, read_only=True)
     try:
-        rows = con.execute(_NO_CURSOR_SQL).fetchall()
+        rows = con.execute(_NO_CURSOR_SQL, [MAX_REJECTS_IN_REPORT]).fetchall()
     except duckdb.CatalogException:  # the staging view is absent after a failed build
         rows = []
     finally:
         con.close()
-    result.rows_without_cursor = len(rows)
+    result.rows_without_cursor = int(rows[0][0]) if rows else 0
     result.rows_without_cursor_detail = [
-        {"file": f, "line": line, "reason": reason}
-        for f, line, reason in rows[:MAX_REJECTS_IN_REPORT]
+        {"file": f, "line": line, "reason": reason} for _, f, line, reason in rows
     ]
     if rows:
-        f, line, reason = rows[0]
+        _, f, line, reason = rows[0]
         result.first_without_cursor = f"{f}:{line}: {reason}"
 
 
@@ -423,24 +424,26 @@ def _count_unsynced_rows(warehouse: Path, result: SyncResult) -> None:
     """Rows behind the watermark that no batch took in (they arrived late)."""
     con = db.connect(warehouse, read_only=True)
     try:
-        rows = con.execute(_UNSYNCED_SQL).fetchall()
+        rows = con.execute(_UNSYNCED_SQL, [MAX_REJECTS_IN_REPORT]).fetchall()
     except duckdb.CatalogException:  # no batch was built
         rows = []
     finally:
         con.close()
-    result.unsynced_rows = len(rows)
+    result.unsynced_rows = int(rows[0][0]) if rows else 0
     result.unsynced_detail = [
-        {"id": i, "src_updated_at": at.isoformat(), "file": f, "line": line}
-        for i, at, f, line in rows[:MAX_REJECTS_IN_REPORT]
+        {"id": i, "src_updated_at": at.isoformat(), "file": f, "line": line, "reason": reason}
+        for _, i, at, f, line, reason in rows
     ]
     if rows:
+        first = result.unsynced_detail[0]
         log.warning(
-            "%d row(s) behind the watermark were never synced (they arrived late; first: id %s "
-            "at %s in %s:%s); sync them with --since %s",
-            len(rows),
-            rows[0][0],
-            rows[0][1].isoformat(),
-            rows[0][2],
-            rows[0][3],
-            rows[0][1].isoformat(),
+            "%d row(s) behind the watermark not taken in (first: id %s at %s in %s:%s: %s); "
+            "take them in with --since %s",
+            result.unsynced_rows,
+            first["id"],
+            first["src_updated_at"],
+            first["file"],
+            first["line"],
+            first["reason"],
+            first["src_updated_at"],
         )
