@@ -162,6 +162,19 @@ def test_redeliveries_late_rows_and_a_watermark_that_never_moves_back(tmp_path: 
     assert query(tmp_path, "select count(*) from products.products") == [(7,)]
     assert query(tmp_path, WATERMARK) == mark
     assert sync(folder, tmp_path).unsynced_rows == 0
+    (inserted,) = query(
+        tmp_path,
+        "select changes from products.product_change_log where sku = 'S99' "
+        "and change_type = 'insert'",
+    )[0]
+    assert [(c["field"], c["path"], c["old_value"], c["new_value"]) for c in inserted] == [
+        ("brand_code", "brand_code", None, '"AB"'),
+        ("currency", "currency", None, '"USD"'),
+        ("name", "name", None, '"Name 99"'),
+        ("price", "price", None, "5.0000"),
+        ("sku", "sku", None, '"S99"'),
+        ("attributes", "$", None, '{"size":{"eu":42}}'),
+    ]
 
     # a changed row: the change log has each field and attribute path with old and new values
     _write(folder, "day3.csv", [(99, 99, 6, '{""size"": {""eu"": 43}, ""fit"": ""slim""}',

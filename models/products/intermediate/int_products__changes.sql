@@ -4,8 +4,9 @@
     row: skipped). Only insert and update rows are applied and logged.
 
     For an insert or an update, `changes` lists every value that differs, with the old and
-    the new value as JSON: one entry per business field, and for attributes one per leaf of
-    the canonical JSON (a scalar, or an empty array or object) under its JSON path. -#}
+    the new value as JSON: one entry per business field; for an update's attributes one per
+    leaf of the canonical JSON (a scalar, or an empty array or object) under its JSON path,
+    for an insert's the whole object under path `$`. -#}
 {%- set current_products = current_model_relation('products') %}
 with
 
@@ -132,7 +133,7 @@ old_leaves as (
     from applied,
         json_tree(applied.old_attributes) as leaf
     where
-        applied.old_attributes is not null
+        applied.change_type = 'update'
         and (leaf.type not in ('OBJECT', 'ARRAY') or leaf.value::varchar in ('{}', '[]'))
         and leaf.fullkey <> '$'
 ),
@@ -146,7 +147,8 @@ new_leaves as (
     from applied,
         json_tree(applied.attributes) as leaf
     where
-        (leaf.type not in ('OBJECT', 'ARRAY') or leaf.value::varchar in ('{}', '[]'))
+        applied.change_type = 'update'
+        and (leaf.type not in ('OBJECT', 'ARRAY') or leaf.value::varchar in ('{}', '[]'))
         and leaf.fullkey <> '$'
 ),
 
@@ -167,8 +169,22 @@ attribute_changes as (
     where old_leaves.leaf_value::varchar is distinct from new_leaves.leaf_value::varchar
 ),
 
+inserted_attributes as (
+    select
+        brand_code,
+        sku,
+        'attributes' as field,
+        '$' as change_path,
+        null::json as old_value,
+        attributes::json as new_value
+    from applied
+    where change_type = 'insert' and attributes <> '{}'
+),
+
 all_changes as (
     select * from field_changes
+    union all
+    select * from inserted_attributes
     union all
     select * from attribute_changes
 ),
