@@ -258,3 +258,20 @@ def test_bad_bytes_shifted_values_and_repeated_keys_are_rejected_lines_not_lost_
     assert "is delivered 2 times with 2 different contents" in shifted
     stored = {sku for (sku,) in query(tmp_path, "select sku from products.products")}
     assert stored == {"F2", "J1", "J4"}
+
+
+def test_a_warehouse_made_before_the_new_state_is_brought_up_to_date(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    _write(folder, "day1.csv", [(1, 1, 10, "{}", "2026-01-01T00:00:01Z")])
+    sync(folder, tmp_path)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:  # what a warehouse of the previous version lacks
+        con.execute("drop table products.synced_rows")
+        con.execute(f"alter table {STAGING} drop column load_error")
+        con.execute("alter table products.product_change_log drop column changes")
+    finally:
+        con.close()
+    _write(folder, "day2.csv", [(2, 2, 20, "{}", "2026-01-02T00:00:01Z")])
+    later = sync(folder, tmp_path)
+    assert later.total("inserted") == 1
+    assert query(tmp_path, "select count(*) from products.synced_rows") == [(1,)]

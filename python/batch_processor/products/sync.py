@@ -91,7 +91,14 @@ where reject_reason is not null
 order by src_updated_at, source_id
 limit ?
 """
-STATE_TABLES = [("products_raw", "products_staging"), ("products", "published_snapshots")]
+# The tables the sync needs before its first dbt build; the newest of them (synced_rows) also
+# tells a warehouse made by an older version, which the macro then brings up to date (it adds
+# the columns load_error and changes).
+STATE_TABLES = [
+    ("products_raw", "products_staging"),
+    ("products", "published_snapshots"),
+    ("products", "synced_rows"),
+]
 _WATERMARK_SQL = """
 select last_src_updated_at, last_id, batch_id from products.etl_watermark where source_name = ?
 """
