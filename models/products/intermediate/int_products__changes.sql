@@ -124,49 +124,47 @@ field_changes as (
     where old_value::varchar is distinct from new_value::varchar
 ),
 
-old_leaves as (
+-- the leaves of an update's old and new attributes, side by side in one scan
+attribute_leaves as (
     select
         applied.brand_code,
         applied.sku,
+        sides.side,
         leaf.fullkey as change_path,
         leaf.value as leaf_value
-    from applied,
-        json_tree(applied.old_attributes) as leaf
+    from applied
+    cross join (values ('old'), ('new')) as sides (side)
+    cross join
+        json_tree(
+            case sides.side when 'old' then applied.old_attributes else applied.attributes end
+        ) as leaf
     where
         applied.change_type = 'update'
         and (leaf.type not in ('OBJECT', 'ARRAY') or leaf.value::varchar in ('{}', '[]'))
         and leaf.fullkey <> '$'
 ),
 
-new_leaves as (
+attribute_values as (
     select
-        applied.brand_code,
-        applied.sku,
-        leaf.fullkey as change_path,
-        leaf.value as leaf_value
-    from applied,
-        json_tree(applied.attributes) as leaf
-    where
-        applied.change_type = 'update'
-        and (leaf.type not in ('OBJECT', 'ARRAY') or leaf.value::varchar in ('{}', '[]'))
-        and leaf.fullkey <> '$'
+        brand_code,
+        sku,
+        change_path,
+        any_value(leaf_value) filter (where side = 'old') as old_value,
+        any_value(leaf_value) filter (where side = 'new') as new_value
+    from attribute_leaves
+    group by brand_code, sku, change_path
 ),
 
 attribute_changes as (
     select
-        coalesce(old_leaves.brand_code, new_leaves.brand_code) as brand_code,
-        coalesce(old_leaves.sku, new_leaves.sku) as sku,
+        brand_code,
+        sku,
         'attributes' as field,
-        coalesce(old_leaves.change_path, new_leaves.change_path) as change_path,
-        old_leaves.leaf_value as old_value,
-        new_leaves.leaf_value as new_value
-    from old_leaves
-    full outer join new_leaves
-        on
-            old_leaves.brand_code = new_leaves.brand_code
-            and old_leaves.sku = new_leaves.sku
-            and old_leaves.change_path = new_leaves.change_path
-    where old_leaves.leaf_value::varchar is distinct from new_leaves.leaf_value::varchar
+        change_path,
+        old_value,
+        new_value
+    from attribute_values
+    where old_value::varchar is distinct from new_value::varchar
 ),
 
 inserted_attributes as (
