@@ -1,7 +1,11 @@
-"""The one way the project runs dbt: in-process, one invocation per batch, own target path.
+"""The one way the project runs dbt: in-process, one invocation per batch.
 
-Each invocation writes its artifacts (run_results.json, manifest.json) to its own
-``target_path`` so that a later dbt command can never overwrite the ones a batch reads.
+dbt works in one target folder per warehouse (``target_dir``), so that every batch after the
+first reuses dbt's saved parse (partial parsing) instead of parsing the project again. The
+project is parsed without the batch's vars (a changed --vars would force a full parse);
+they are given to the build, with the parsed manifest, and dbt renders them when it compiles.
+After the run, the batch's artifacts (run_results.json, manifest.json) are copied into the
+batch's own folder, so that a later dbt command can never overwrite the ones a batch reads.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -159,11 +164,28 @@ def _release_warehouse() -> None:
     DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
 
 
+ARTIFACTS = ("run_results.json", "manifest.json")
+
+
+def batch_build(selector: str, *options: str) -> list[str]:
+    """The dbt command of a production batch: the pipeline's seeds, models and data tests.
+    Unit tests check the SQL logic on fixed rows, not the batch's data: CI runs them
+    (``scripts/test.sh``), a batch does not pay for them."""
+    return ["build", "--select", selector, "--exclude-resource-type", "unit_test", *options]
+
+
+def target_dir(warehouse: Path) -> Path:
+    """dbt's working folder for ``warehouse``: its saved parse names this warehouse's catalog,
+    so it is never shared between warehouses; the warehouse lock guards it."""
+    return warehouse.with_name(warehouse.name + ".dbt")
+
+
 def _invoke(
     command: list[str],
     *,
     warehouse: Path,
     target_path: Path,
+    log_path: Path | None = None,
     dbt_vars: Mapping[str, Any] | None = None,
     dbt_env: Mapping[str, str] | None = None,
     memory_limit_mb: int | None = None,
@@ -181,8 +203,8 @@ def _invoke(
         "--target-path",
         str(target_path),
         "--log-path",
-        str(target_path / "logs"),
-        # dbt's console stays quiet (warnings and errors); its full log is under target_path
+        str(log_path or target_path / "logs"),
+        # dbt's console stays quiet (warnings and errors); its full log is under log_path
         "--log-level",
         "warn" if not log.isEnabledFor(logging.DEBUG) else "info",
         "--log-level-file",
@@ -224,26 +246,56 @@ def run_dbt(
     command: list[str],
     *,
     warehouse: Path,
-    target_path: Path,
+    target_path: Path | None = None,
     dbt_vars: Mapping[str, Any] | None = None,
     dbt_env: Mapping[str, str] | None = None,
     memory_limit_mb: int | None = None,
     manifest: Any = None,
 ) -> DbtRun:
-    """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result.
-    ``manifest`` (from ``parse_project``) skips parsing the project again: a long-lived
-    process parses once. Paths are made absolute first: dbt resolves a relative
-    --target-path against the project, not the caller's folder."""
-    target_path, warehouse = target_path.absolute(), warehouse.absolute()
+    """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result; the
+    caller holds the warehouse's lock. ``manifest`` (from ``parse_project``) is used as is: a
+    long-lived process parses once. Without it, the project is parsed first, incrementally
+    (see the module's docstring). dbt's artifacts and log of this run end up in
+    ``target_path`` (default: the warehouse's dbt folder). Paths are made absolute first:
+    dbt resolves a relative path against the project, not the caller's folder."""
+    warehouse = warehouse.absolute()
+    work = target_dir(warehouse)
+    artifacts = (target_path or work).absolute()
+    for name in ARTIFACTS:  # a run that writes none must not show the previous run's
+        (work / name).unlink(missing_ok=True)
+    if manifest is None:
+        parsed = _invoke(
+            ["parse"],
+            warehouse=warehouse,
+            target_path=work,
+            log_path=artifacts / "logs",
+            dbt_env=dbt_env,
+        )
+        if not parsed.success:
+            failed = _error_text(parsed.exception, work) or "dbt could not parse the project"
+            return DbtRun(success=False, target_path=artifacts, nodes=[], error=failed)
+        manifest = parsed.result
     result = _invoke(
         command,
         warehouse=warehouse,
-        target_path=target_path,
+        target_path=work,
+        log_path=artifacts / "logs",
         dbt_vars=dbt_vars,
         dbt_env=dbt_env,
         memory_limit_mb=memory_limit_mb,
         manifest=manifest,
     )
+    error: str | None = _error_text(result.exception, work)
+    success = bool(result.success)
+    if artifacts != work:
+        try:
+            artifacts.mkdir(parents=True, exist_ok=True)
+            for name in ARTIFACTS:
+                if (work / name).exists():
+                    shutil.copyfile(work / name, artifacts / name)
+        except OSError as copy_error:  # a full disk: the batch cannot show what it ran
+            error = error or _error_text(copy_error, artifacts)
+            success = False
     nodes: list[NodeResult] = []
     if result.result is not None and hasattr(result.result, "results"):
         for node in result.result.results:
@@ -260,12 +312,15 @@ def run_dbt(
                     compiled_code=getattr(node.node, "compiled_code", None),
                 )
             )
-    error = _error_text(result.exception, target_path)
-    return DbtRun(success=bool(result.success), target_path=target_path, nodes=nodes, error=error)
+    return DbtRun(success=success, target_path=artifacts, nodes=nodes, error=error)
 
 
 def ensure_tables(
-    warehouse: Path, tables: list[tuple[str, str]], macro_name: str, target_path: Path
+    warehouse: Path,
+    tables: list[tuple[str, str]],
+    macro_name: str,
+    target_path: Path | None = None,
+    manifest: Any = None,
 ) -> None:
     """Tables a pipeline loads before its dbt build are defined once, by a dbt macro that
     on-run-start runs; on a warehouse that lacks any of ``tables`` ((schema, name) pairs),
@@ -287,15 +342,19 @@ def ensure_tables(
         ["run-operation", "create_tables", "--args", json.dumps({"macro_name": macro_name})],
         warehouse=warehouse,
         target_path=target_path,
+        manifest=manifest,
     )
     if not run.success:
         raise RunFailedError(f"could not create the tables of {macro_name}: {run.error}")
 
 
-def parse_project(warehouse: Path, target_path: Path) -> Any:
-    """Parse the dbt project once; the manifest to pass to ``run_dbt`` from then on, for the
-    same ``warehouse`` (its file name is the catalog the manifest's relations name)."""
-    result = _invoke(["parse"], warehouse=warehouse.absolute(), target_path=target_path.absolute())
+def parse_project(warehouse: Path) -> Any:
+    """Parse the dbt project once (incrementally, in the warehouse's dbt folder); the
+    manifest to pass to ``run_dbt`` from then on, for the same ``warehouse`` (its file name is
+    the catalog the manifest's relations name). The caller holds the warehouse's lock."""
+    warehouse = warehouse.absolute()
+    work = target_dir(warehouse)
+    result = _invoke(["parse"], warehouse=warehouse, target_path=work)
     if not result.success:
         raise RuntimeError(f"dbt parse failed: {result.exception}")
     return result.result

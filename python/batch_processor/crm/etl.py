@@ -23,7 +23,7 @@ from batch_processor import db
 from batch_processor.crm.events import CompletionEvent
 from batch_processor.crm.sources import Delivery, mark_merged, register_tables
 from batch_processor.crm.tasks import LATEST_STATE, CrmTask
-from batch_processor.dbt_runner import ensure_tables, run_dbt
+from batch_processor.dbt_runner import batch_build, ensure_tables, run_dbt
 from batch_processor.errors import BatchProcessorError
 from batch_processor.run_lock import warehouse_lock
 
@@ -113,7 +113,7 @@ def run_crm_task(
             log.info("%s: test delay %.1f s", task.name, delay)
             time.sleep(delay)
         with _DBT, warehouse_lock(warehouse, lock_timeout_s):
-            ensure_tables(warehouse, SOURCE_TABLES, "crm_create_source_tables", work / "setup")
+            ensure_tables(warehouse, SOURCE_TABLES, "crm_create_source_tables", manifest=manifest)
             con = db.connect(warehouse)
             try:
                 deliveries = register_tables(con, input_dir, list(task.sources))
@@ -121,7 +121,7 @@ def run_crm_task(
                 con.close()
             log.info("%s: registered %s", task.name, [d.as_dict() for d in deliveries])
             run = run_dbt(
-                ["build", "--select", task.selector],
+                batch_build(task.selector),
                 warehouse=warehouse,
                 target_path=work,
                 manifest=manifest,

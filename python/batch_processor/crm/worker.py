@@ -39,9 +39,11 @@ from batch_processor.crm.broker import (
     register_tasks,
     worker_name,
 )
+from batch_processor.crm.etl import LOCK_TIMEOUT_S
 from batch_processor.crm.events import HANDLERS, EventHandler
 from batch_processor.dbt_runner import parse_project
 from batch_processor.errors import RunFailedError
+from batch_processor.run_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +108,16 @@ async def _report_status(broker: CrmBroker, context: WorkerContext, started: str
         await asyncio.sleep(STATUS_EVERY_S)
 
 
+def _parse(warehouse: Path) -> Any:
+    """The project's manifest, parsed once for every task of this worker; dbt's saved parse
+    in the warehouse's dbt folder is shared with the CLI, hence the lock."""
+    with warehouse_lock(warehouse, LOCK_TIMEOUT_S):
+        return parse_project(warehouse)
+
+
 async def serve(url: str, warehouse: Path, input_dir: Path, work: Path) -> None:
     context = WorkerContext(warehouse=warehouse, input_dir=input_dir, work=work)
-    context.manifest = await asyncio.to_thread(parse_project, warehouse, work / "parse")
+    context.manifest = await asyncio.to_thread(_parse, warehouse)
     stop = asyncio.Event()
     lost = asyncio.Event()
 

@@ -46,7 +46,7 @@ from typing import Any
 import duckdb
 
 from batch_processor import db
-from batch_processor.dbt_runner import ensure_tables, run_dbt
+from batch_processor.dbt_runner import batch_build, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
 from batch_processor.logs import log_context
 from batch_processor.papers.dynamodb_sink import (
@@ -397,7 +397,7 @@ def process_objects(
             {"object": o.uri, "line": None, "error": o.error} for o in result.objects if o.error
         ]
         run = run_dbt(
-            ["build", "--select", DBT_SELECTOR],
+            batch_build(DBT_SELECTOR),
             warehouse=warehouse,
             target_path=work,
             dbt_vars={

@@ -32,7 +32,7 @@ from typing import Any
 import duckdb
 
 from batch_processor import db
-from batch_processor.dbt_runner import DbtRun, ensure_tables, run_dbt
+from batch_processor.dbt_runner import DbtRun, batch_build, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
 from batch_processor.errors import ConfigError
 from batch_processor.products.export_source import ExportFile, register_export
@@ -273,7 +273,7 @@ def _run_batches(
             "products_fail_after_apply": number == fail_batch,
         }
         run = run_dbt(
-            ["build", "--select", DBT_SELECTOR],
+            batch_build(DBT_SELECTOR),
             warehouse=warehouse,
             target_path=_batch_target(work, number),
             dbt_vars=dbt_vars,

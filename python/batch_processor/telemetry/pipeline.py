@@ -15,7 +15,7 @@ from typing import Any
 
 from batch_processor.config import TelemetryConfig
 from batch_processor.dataset_commit import DatasetPaths
-from batch_processor.dbt_runner import DbtRun, run_dbt
+from batch_processor.dbt_runner import DbtRun, batch_build, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
 from batch_processor.run_lock import run_locks
@@ -153,7 +153,7 @@ def run_telemetry(
             step = time.monotonic()
             target_path = paths.root / "_dbt" / result.batch_id
             result.dbt = run_dbt(
-                ["build", "--select", DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])],
+                batch_build(DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])),
                 warehouse=config.warehouse,
                 target_path=target_path,
                 dbt_vars=config.dbt_vars(),
