@@ -164,9 +164,6 @@ def _release_warehouse() -> None:
     DuckDBConnectionManager.close_all_connections()  # type: ignore[no-untyped-call]
 
 
-ARTIFACTS = ("run_results.json", "manifest.json")
-
-
 def batch_build(selector: str, *options: str) -> list[str]:
     """The dbt command of a production batch: the pipeline's seeds, models and data tests.
     Unit tests check the SQL logic on fixed rows, not the batch's data: CI runs them
@@ -261,20 +258,13 @@ def run_dbt(
     warehouse = warehouse.absolute()
     work = target_dir(warehouse)
     artifacts = (target_path or work).absolute()
-    for name in ARTIFACTS:  # a run that writes none must not show the previous run's
-        (work / name).unlink(missing_ok=True)
+    (work / "run_results.json").unlink(missing_ok=True)  # a run that writes none must not
+    # show the previous run's
     if manifest is None:
-        parsed = _invoke(
-            ["parse"],
-            warehouse=warehouse,
-            target_path=work,
-            log_path=artifacts / "logs",
-            dbt_env=dbt_env,
-        )
-        if not parsed.success:
-            failed = _error_text(parsed.exception, work) or "dbt could not parse the project"
-            return DbtRun(success=False, target_path=artifacts, nodes=[], error=failed)
-        manifest = parsed.result
+        try:
+            manifest = _parsed_project(warehouse, artifacts / "logs", dbt_env)
+        except RunFailedError as parse_error:
+            return DbtRun(success=False, target_path=artifacts, nodes=[], error=str(parse_error))
     result = _invoke(
         command,
         warehouse=warehouse,
@@ -287,15 +277,14 @@ def run_dbt(
     )
     error: str | None = _error_text(result.exception, work)
     success = bool(result.success)
-    if artifacts != work:
-        try:
-            artifacts.mkdir(parents=True, exist_ok=True)
-            for name in ARTIFACTS:
-                if (work / name).exists():
-                    shutil.copyfile(work / name, artifacts / name)
-        except OSError as copy_error:  # a full disk: the batch cannot show what it ran
-            error = error or _error_text(copy_error, artifacts)
-            success = False
+    try:  # dbt writes no manifest.json when it is handed the manifest: it is written here
+        artifacts.mkdir(parents=True, exist_ok=True)
+        manifest.write(str(artifacts / "manifest.json"))
+        if artifacts != work and (work / "run_results.json").exists():
+            shutil.copyfile(work / "run_results.json", artifacts / "run_results.json")
+    except OSError as copy_error:  # a full disk: the batch cannot show what it ran
+        error = error or _error_text(copy_error, artifacts)
+        success = False
     nodes: list[NodeResult] = []
     if result.result is not None and hasattr(result.result, "results"):
         for node in result.result.results:
@@ -348,13 +337,62 @@ def ensure_tables(
         raise RunFailedError(f"could not create the tables of {macro_name}: {run.error}")
 
 
+_PROJECT_FOLDERS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
+_PARSED: dict[tuple[str, tuple[int, int]], Any] = {}  # (catalog, project state) -> manifest
+
+
+def _project_state() -> tuple[int, int]:
+    """How many files dbt reads and the newest modification among them: a change to the
+    project (an edited model, a new test) changes this, so a long-lived process parses
+    again."""
+    count, newest = 0, 0
+    stack = [PROJECT_ROOT / name for name in _PROJECT_FOLDERS]
+    files = [PROJECT_ROOT / "dbt_project.yml", PROJECT_ROOT / "profiles.yml"]
+    while stack:
+        folder = stack.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except FileNotFoundError:
+            continue
+        for entry in entries:
+            if entry.is_dir():
+                stack.append(Path(entry.path))
+            else:
+                count += 1
+                newest = max(newest, entry.stat().st_mtime_ns)
+    for file in files:
+        count += 1
+        newest = max(newest, file.stat().st_mtime_ns)
+    return count, max(newest, 0)
+
+
+def _parsed_project(
+    warehouse: Path, log_path: Path | None = None, dbt_env: Mapping[str, str] | None = None
+) -> Any:
+    """The project's manifest for ``warehouse``. A process parses once per catalog (the
+    warehouse's file name, which the manifest's relations name) while the project is
+    unchanged; otherwise dbt parses, incrementally from the warehouse's saved parse."""
+    key = (warehouse.stem, _project_state())
+    if key not in _PARSED:
+        work = target_dir(warehouse)
+        parsed = _invoke(
+            ["parse"], warehouse=warehouse, target_path=work, log_path=log_path, dbt_env=dbt_env
+        )
+        if not parsed.success:
+            raise RunFailedError(
+                _error_text(parsed.exception, work) or "dbt could not parse the project"
+            )
+        for stale in [k for k in _PARSED if k[0] == key[0]]:
+            del _PARSED[stale]
+        _PARSED[key] = parsed.result
+    return _PARSED[key]
+
+
 def parse_project(warehouse: Path) -> Any:
-    """Parse the dbt project once (incrementally, in the warehouse's dbt folder); the
-    manifest to pass to ``run_dbt`` from then on, for the same ``warehouse`` (its file name is
-    the catalog the manifest's relations name). The caller holds the warehouse's lock."""
-    warehouse = warehouse.absolute()
-    work = target_dir(warehouse)
-    result = _invoke(["parse"], warehouse=warehouse, target_path=work)
-    if not result.success:
-        raise RuntimeError(f"dbt parse failed: {result.exception}")
-    return result.result
+    """Parse the dbt project (incrementally, in the warehouse's dbt folder) and keep it for
+    this process; the manifest to pass to ``run_dbt``, for the same ``warehouse``. The
+    caller holds the warehouse's lock."""
+    try:
+        return _parsed_project(warehouse.absolute())
+    except RunFailedError as error:
+        raise RuntimeError(f"dbt parse failed: {error}") from error

@@ -1,0 +1,73 @@
+"""How the project runs dbt: one saved parse per warehouse, each batch's own vars and artifacts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from batch_processor import dbt_runner
+from batch_processor.dbt_runner import run_dbt, target_dir
+
+pytestmark = pytest.mark.slow
+
+
+def _log(folder: Path) -> str:
+    return (folder / "logs" / "dbt.log").read_text(encoding="utf-8")
+
+
+def test_later_batches_reuse_the_parse_and_render_their_own_vars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run on a warehouse parses the project; the next one in the same process
+    does not parse at all, and one in a new process parses incrementally from the saved
+    parse, although every run's --vars differ; each run's SQL shows its own values. Each
+    run's artifacts land in its own folder and a later run never overwrites them."""
+    monkeypatch.setattr(dbt_runner, "_PARSED", {})  # as in a new process
+    warehouse = tmp_path / "w.duckdb"
+    runs = {}
+    for name in ("first", "second", "third"):
+        if name == "third":
+            monkeypatch.setattr(dbt_runner, "_PARSED", {})
+        runs[name] = run_dbt(
+            ["compile", "--select", "papers"],
+            warehouse=warehouse,
+            target_path=tmp_path / name,
+            dbt_vars={"papers_trace_id": f"trace-of-the-{name}-batch"},
+        )
+        assert runs[name].success, runs[name].error
+    assert "Unable to do partial parsing because saved manifest not found" in _log(
+        tmp_path / "first"
+    )
+    assert "parsing" not in _log(tmp_path / "second").lower()
+    third_log = _log(tmp_path / "third")
+    assert "Unable to do partial parsing" not in third_log
+    assert "Partial parsing enabled" in third_log
+    for name, run in runs.items():
+        (papers,) = [n for n in run.nodes if n.unique_id == "model.batch_processor.papers"]
+        assert f"'trace-of-the-{name}-batch' as trace_id" in (papers.compiled_code or "")
+        results = json.loads((tmp_path / name / "run_results.json").read_text())
+        assert results["metadata"]["invocation_id"] == run.invocation_id
+        assert (tmp_path / name / "manifest.json").exists()
+    assert len({run.invocation_id for run in runs.values()}) == 3
+    assert (target_dir(warehouse) / "partial_parse.msgpack").exists()
+
+
+def test_a_run_that_fails_before_writing_results_shows_none_of_the_previous_run(
+    tmp_path: Path,
+) -> None:
+    """dbt's working folder is shared by a warehouse's runs: a run that writes no
+    run_results.json (here a selector that names nothing dbt can parse) must not hand the
+    previous run's results to its caller."""
+    warehouse = tmp_path / "w.duckdb"
+    ok = run_dbt(["compile", "--select", "papers"], warehouse=warehouse, target_path=tmp_path / "a")
+    assert ok.success
+    broken = run_dbt(
+        ["compile", "--select", "papers", "--vars", "{not yaml"],
+        warehouse=warehouse,
+        target_path=tmp_path / "b",
+    )
+    assert not broken.success
+    assert broken.invocation_id != ok.invocation_id
+    assert not (tmp_path / "b" / "run_results.json").exists()
