@@ -5,10 +5,32 @@
     the partitions a rolled-back batch left to rebuild (telemetry_meta.rebuild_partitions),
     or every partition in the history with telemetry_rebuild_all. A partition is rebuilt
     whole, from all committed history, and published whole. -#}
+{%- set history_relation = ref('int_telemetry__readings_history') -%}
+{%- set months_window -%}
+    select
+        date_trunc('month', min(sample_at) - interval '{{ var("telemetry_context_hours") }} hours'),
+        date_trunc('month', max(sample_at) + interval '{{ var("telemetry_context_hours") }} hours')
+        + interval 1 month
+    from {{ history_relation }}
+    where batch_id = '{{ invocation_id }}'
+{%- endset %}
+{%- if var('telemetry_rebuild_all') -%}
+    {%- set months_filter = 'true' -%}
+{%- else -%}
+    {%- set months_filter = telemetry_history_window(history_relation, months_window) -%}
+{%- endif %}
+
 with
 
 history as (
     select * from {{ ref('int_telemetry__readings_history') }}
+),
+
+-- the history of the months this batch's readings can touch (every month with
+-- telemetry_rebuild_all); only those row groups of the history are read
+history_in_reach as (
+    select * from history
+    where {{ months_filter }}
 ),
 
 committed as (
@@ -33,7 +55,7 @@ months_with_history as (
     select distinct
         site_id,
         date_trunc('month', sample_at) as month_start
-    from history
+    from history_in_reach
     where
         batch_id = '{{ invocation_id }}'
         or batch_id in (select committed.batch_id from committed)
