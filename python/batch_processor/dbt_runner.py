@@ -10,6 +10,7 @@ batch's own folder, so that a later dbt command can never overwrite the ones a b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -171,10 +172,16 @@ def batch_build(selector: str, *options: str) -> list[str]:
     return ["build", "--select", selector, "--exclude-resource-type", "unit_test", *options]
 
 
+ARTIFACTS = ("run_results.json", "manifest.json")
+
+
 def target_dir(warehouse: Path) -> Path:
-    """dbt's working folder for ``warehouse``: its saved parse names this warehouse's catalog,
-    so it is never shared between warehouses; the warehouse lock guards it."""
-    return warehouse.with_name(warehouse.name + ".dbt")
+    """dbt's working folder for ``warehouse`` and this checkout of the project: the saved
+    parse names this warehouse's catalog and the project's own files (a seed is read from
+    the folder it was parsed in), so it is never shared between warehouses or between two
+    checkouts; the warehouse lock guards it."""
+    checkout = hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
+    return warehouse.with_name(warehouse.name + ".dbt") / checkout
 
 
 def _invoke(
@@ -258,8 +265,9 @@ def run_dbt(
     warehouse = warehouse.absolute()
     work = target_dir(warehouse)
     artifacts = (target_path or work).absolute()
-    (work / "run_results.json").unlink(missing_ok=True)  # a run that writes none must not
-    # show the previous run's
+    for folder in {work, artifacts}:  # a run that writes none must not show an earlier one's
+        for name in ARTIFACTS:
+            (folder / name).unlink(missing_ok=True)
     if manifest is None:
         try:
             manifest = _parsed_project(warehouse, artifacts / "logs", dbt_env)
@@ -277,11 +285,13 @@ def run_dbt(
     )
     error: str | None = _error_text(result.exception, work)
     success = bool(result.success)
-    try:  # dbt writes no manifest.json when it is handed the manifest: it is written here
+    try:  # run_results.json first: it names the batch (its invocation id)
         artifacts.mkdir(parents=True, exist_ok=True)
-        manifest.write(str(artifacts / "manifest.json"))
-        if artifacts != work and (work / "run_results.json").exists():
-            shutil.copyfile(work / "run_results.json", artifacts / "run_results.json")
+        for name in ARTIFACTS:
+            if artifacts != work and (work / name).exists():
+                shutil.copyfile(work / name, artifacts / name)
+        if not (artifacts / "manifest.json").exists():  # e.g. run-operation writes none
+            manifest.write(str(artifacts / "manifest.json"))
     except OSError as copy_error:  # a full disk: the batch cannot show what it ran
         error = error or _error_text(copy_error, artifacts)
         success = False
@@ -338,32 +348,38 @@ def ensure_tables(
 
 
 _PROJECT_FOLDERS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
-_PARSED: dict[tuple[str, tuple[int, int]], Any] = {}  # (catalog, project state) -> manifest
+_PARSED: dict[tuple[str, str], Any] = {}  # (catalog, project state) -> manifest
 
 
-def _project_state() -> tuple[int, int]:
-    """How many files dbt reads and the newest modification among them: a change to the
-    project (an edited model, a new test) changes this, so a long-lived process parses
-    again."""
-    count, newest = 0, 0
+def _project_state() -> str:
+    """A digest of every file dbt reads (path, size, modification time): a change to the
+    project (an edited model, a new test, a renamed file) changes it, so a long-lived
+    process parses again. A file that vanishes during the scan is skipped."""
+    digest = hashlib.sha256()
     stack = [PROJECT_ROOT / name for name in _PROJECT_FOLDERS]
     files = [PROJECT_ROOT / "dbt_project.yml", PROJECT_ROOT / "profiles.yml"]
     while stack:
         folder = stack.pop()
         try:
-            entries = list(os.scandir(folder))
-        except FileNotFoundError:
+            entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        except OSError:
             continue
         for entry in entries:
-            if entry.is_dir():
-                stack.append(Path(entry.path))
-            else:
-                count += 1
-                newest = max(newest, entry.stat().st_mtime_ns)
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                    continue
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            digest.update(f"{entry.path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
     for file in files:
-        count += 1
-        newest = max(newest, file.stat().st_mtime_ns)
-    return count, max(newest, 0)
+        try:
+            info = file.stat()
+        except OSError:
+            continue
+        digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
 
 
 def _parsed_project(
