@@ -77,7 +77,11 @@ device_readings as (
     select
         point_buckets.site_id,
         point_buckets.bucket_start,
-        list(
+        -- sorted after aggregating, not by list(... order by ...): an ordered aggregate keeps
+        -- every group's rows in memory and cannot spill (it ran out of memory at 1 M raw
+        -- rows under the default 1 GB limit). Structs sort field by field, and a device has
+        -- one type, so this is the order of (device_id, point_id).
+        list_sort(list(
             {
                 'device_id': point_buckets.device_id,
                 'device_type': point_buckets.device_type,
@@ -87,8 +91,7 @@ device_readings as (
                 'coverage': point_buckets.coverage,
                 'quality_flags': coalesce(flags_per_channel.quality_flags, cast([] as varchar[]))
             }
-            order by point_buckets.device_id, point_buckets.point_id
-        ) as device_readings
+        )) as device_readings
     from point_buckets
     inner join points on point_buckets.point_id = points.point_id
     left join flags_per_channel
