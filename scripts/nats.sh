@@ -21,6 +21,11 @@ check_folder() {
     esac
 }
 
+failed_start() {  # a server that never started leaves no folder behind (a revived one keeps its)
+    if [ "$1" = start ]; then rm -rf "$2"; fi
+    exit 1
+}
+
 case "${1:-}" in
 install)
     if find_server >/dev/null; then
@@ -41,18 +46,29 @@ start | revive)
     fi
     "$0" install
     server="$(find_server)"
+    # what the server prints before its log file is open (e.g. a port already taken) goes to
+    # server.out, so that a failed start says why
     "$server" -a 127.0.0.1 -p "$port" -js -sd "$dir/jetstream" -l "$dir/server.log" \
-        -P "$dir/server.pid" >/dev/null 2>&1 &
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        -P "$dir/server.pid" >"$dir/server.out" 2>&1 &
+    pid=$!
+    for _ in $(seq 1 300); do
+        # ready means this server says so: another process may listen on a port taken since
+        if grep -q "Server is ready" "$dir/server.log" 2>/dev/null \
+            && (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "nats://127.0.0.1:$port $dir"
             exit 0
         fi
+        if ! kill -0 "$pid" 2>/dev/null; then
+            echo "nats.sh: nats-server exited on port $port:" >&2
+            cat "$dir/server.out" "$dir/server.log" >&2 2>/dev/null || true
+            failed_start "$1" "$dir"
+        fi
         sleep 0.1
     done
-    echo "nats.sh: nats-server did not start; its log:" >&2
-    cat "$dir/server.log" >&2 || true
-    exit 1
+    echo "nats.sh: nats-server did not listen on port $port within 30 s; its output:" >&2
+    cat "$dir/server.out" "$dir/server.log" >&2 2>/dev/null || true
+    kill "$pid" 2>/dev/null || true
+    failed_start "$1" "$dir"
     ;;
 stop | halt)
     dir="${2:?usage: nats.sh stop FOLDER}"

@@ -3,6 +3,7 @@ and a throw-away PostgreSQL (``scripts/postgres.sh``). Not used by the pipelines
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batch_processor.paths import PROJECT_ROOT
+
+log = logging.getLogger(__name__)
 
 POSTGRES_SCRIPT = PROJECT_ROOT / "scripts" / "postgres.sh"
 NATS_SCRIPT = PROJECT_ROOT / "scripts" / "nats.sh"
@@ -65,10 +68,14 @@ def moto_server() -> Iterator[dict[str, str]]:
 def _scripted(script: Path) -> Iterator[tuple[str, str]]:
     """Start a server with ``script start PORT`` (it prints "<url> <folder>"), yield both,
     and ``script stop FOLDER`` afterwards."""
-    started = subprocess.run(
-        [str(script), "start", str(free_port())], capture_output=True, text=True, check=False
-    )
-    if started.returncode != 0:
+    for _attempt in range(3):  # a free port can be taken by another process before the server
+        started = subprocess.run(
+            [str(script), "start", str(free_port())], capture_output=True, text=True, check=False
+        )
+        if started.returncode == 0:
+            break
+        log.warning("%s could not start its server: %s", script.name, started.stderr.strip())
+    else:
         raise RuntimeError(f"{script.name} could not start its server: {started.stderr.strip()}")
     url, folder = started.stdout.split()
     try:
