@@ -48,21 +48,29 @@ import json, sys, duckdb
 spec = json.loads(sys.argv[1])
 con = duckdb.connect()
 con.execute("set memory_limit = '2GB'")
-parts = []
-for site, (time_column, columns, files) in spec["sites"].items():
+
+def name(text):
+    return '"' + text.replace('"', '""') + '"'
+
+parts, params = [], {}
+for number, (site, (time_column, columns, files)) in enumerate(spec["sites"].items()):
     values = [c for c in columns if c != time_column]
-    types = dict.fromkeys(columns, "varchar")  # real exports hold text in numeric columns
-    means = ", ".join(f'avg(try_cast("{c}" as double)) as "{c}"' for c in values)
+    means = ", ".join(f"avg(try_cast({name(c)} as double)) as {name(c)}" for c in values)
+    params.update({f"site{number}": site, f"files{number}": files,
+                   # all text: real exports hold text in numeric columns
+                   f"columns{number}": dict.fromkeys(columns, "varchar")})
     parts.append(
-        f"select '{site}' as site_id, time_bucket(interval 5 minute, "
-        f'"{time_column}"::timestamptz) as bucket, {means} '
-        f"from read_csv({files!r}, columns = {types!r}, auto_detect = false, header = true, "
-        "delim = ',', quote = '\\"', escape = '\\"') group by all"
+        f"select $site{number} as site_id, time_bucket(interval 5 minute, "
+        f"{name(time_column)}::timestamptz) as bucket, {means} "
+        f"from read_csv($files{number}, columns = $columns{number}, auto_detect = false, "
+        "header = true, delim = ',', quote = '\\"', escape = '\\"') group by all"
     )
 query = " union all by name ".join(parts)
+out = spec["out"].replace("'", "''")
 con.execute(
     f"copy (select *, year(bucket) as year, month(bucket) as month from ({query})) "
-    f"to '{spec['out']}' (format parquet, partition_by (site_id, year, month), overwrite)"
+    f"to '{out}' (format parquet, partition_by (site_id, year, month), overwrite)",
+    params,
 )
 """
 
@@ -72,15 +80,12 @@ class Cost:
     cpu_s: float
     wall_s: float
     rss_mb: float
-    code: int
 
 
-def measure(argv: list[str], env: dict[str, str] | None = None) -> Cost:
+def measure(argv: list[str]) -> Cost:
     """CPU (user + sys), wall and peak RSS of one child process, from the kernel's rusage."""
     started = time.monotonic()
-    child = subprocess.Popen(
-        argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}
-    )
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert child.stderr is not None
     errors = child.stderr.read()
     _, status, usage = os.wait4(child.pid, 0)
@@ -89,7 +94,7 @@ def measure(argv: list[str], env: dict[str, str] | None = None) -> Cost:
     if child.returncode not in (0, 3):  # a failed run's cost is no measurement of the job
         tail = errors.decode(errors="replace").strip().splitlines()[-3:]
         raise RuntimeError(f"{' '.join(argv[:3])} exited {child.returncode}: {' | '.join(tail)}")
-    return Cost(usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, child.returncode)
+    return Cost(usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024)
 
 
 def alternate(attempt: int, runs: list[tuple[list[Cost], list[str]]]) -> None:

@@ -25,12 +25,23 @@ def sync(folder: Path, tmp: Path, **kwargs):
     return result
 
 
-def query(tmp: Path, sql: str) -> list[tuple]:
+def query(tmp: Path, sql: str, params: list[object] | None = None) -> list[tuple]:
     con = duckdb.connect(str(tmp / "w.duckdb"), read_only=True)
     try:
-        return con.execute(sql).fetchall()
+        return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def logged_changes(tmp: Path, sku: str, change_type: str) -> list[tuple]:
+    """(field, path, old_value, new_value) of the change log's one entry for this sku and
+    change type."""
+    (changes,) = query(
+        tmp,
+        "select changes from products.product_change_log where sku = ? and change_type = ?",
+        [sku, change_type],
+    )[0]
+    return [(c["field"], c["path"], c["old_value"], c["new_value"]) for c in changes]
 
 
 def rejected(result, name: str) -> dict[int, str]:
@@ -162,12 +173,7 @@ def test_redeliveries_late_rows_and_a_watermark_that_never_moves_back(tmp_path: 
     assert query(tmp_path, "select count(*) from products.products") == [(7,)]
     assert query(tmp_path, WATERMARK) == mark
     assert sync(folder, tmp_path).unsynced_rows == 0
-    (inserted,) = query(
-        tmp_path,
-        "select changes from products.product_change_log where sku = 'S99' "
-        "and change_type = 'insert'",
-    )[0]
-    assert [(c["field"], c["path"], c["old_value"], c["new_value"]) for c in inserted] == [
+    assert logged_changes(tmp_path, "S99", "insert") == [
         ("brand_code", "brand_code", None, '"AB"'),
         ("currency", "currency", None, '"USD"'),
         ("name", "name", None, '"Name 99"'),
@@ -180,12 +186,7 @@ def test_redeliveries_late_rows_and_a_watermark_that_never_moves_back(tmp_path: 
     _write(folder, "day3.csv", [(99, 99, 6, '{""size"": {""eu"": 43}, ""fit"": ""slim""}',
                                  "2026-01-03T00:00:00Z")])  # fmt: skip
     sync(folder, tmp_path)
-    (changes,) = query(
-        tmp_path,
-        "select changes from products.product_change_log where sku = 'S99' "
-        "and change_type = 'update'",
-    )[0]
-    assert [(c["field"], c["path"], c["old_value"], c["new_value"]) for c in changes] == [
+    assert logged_changes(tmp_path, "S99", "update") == [
         ("price", "price", "5.0000", "6.0000"),
         ("attributes", "$.fit", None, '"slim"'),
         ("attributes", "$.size.eu", "42", "43"),

@@ -18,12 +18,12 @@
          range, `???`, not a number; the reason is in invalid_reason).
     Windows run only over the keys that are repeated or contested (few); the rest pass
     through. -#}
-{%- set partitions = ref('int_telemetry__partitions_to_build') -%}
+{%- set partitions_relation = ref('int_telemetry__partitions_to_build') -%}
 {%- set partitions_window -%}
     select
         min(month_start) - interval '{{ var("telemetry_context_hours") }} hours',
         max(month_start) + interval 1 month + interval '{{ var("telemetry_context_hours") }} hours'
-    from {{ partitions }}
+    from {{ partitions_relation }}
 {%- endset %}
 
 with
@@ -31,7 +31,7 @@ with
 history as (
     select * from {{ ref('int_telemetry__readings_history') }}
     -- only the row groups around the partitions being rebuilt are read
-    where {{ telemetry_history_window(partitions, partitions_window) }}
+    where {{ telemetry_history_window(partitions_relation, partitions_window) }}
 ),
 
 committed as (
@@ -39,7 +39,7 @@ committed as (
 ),
 
 partitions as (
-    select * from {{ ref('int_telemetry__partitions_to_build') }}
+    select * from {{ partitions_relation }}
 ),
 
 visible as (

@@ -23,7 +23,7 @@
 with
 
 history as (
-    select * from {{ ref('int_telemetry__readings_history') }}
+    select * from {{ history_relation }}
 ),
 
 -- the history of the months this batch's readings can touch (every month with
