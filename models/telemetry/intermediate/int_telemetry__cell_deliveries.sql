@@ -16,8 +16,8 @@
          is kept; the others are `superseded`, naming the winner.
       3. The winner is `kept`, or `nulled` when its value is invalid (sentinel, out of
          range, `???`, not a number; the reason is in invalid_reason).
-    Windows run only over the keys that are repeated or contested (few); the rest pass
-    through. -#}
+    Only the cells of contested keys (few) are ranked, with aggregates over narrow keys rather
+    than windows over every cell; the rest pass through. -#}
 {%- set partitions_relation = ref('int_telemetry__partitions_to_build') -%}
 {%- set partitions_window -%}
     select
@@ -28,7 +28,7 @@
 
 with
 
-history as (
+history as not materialized (
     select * from {{ ref('int_telemetry__readings_history') }}
     -- only the row groups around the partitions being rebuilt are read
     where {{ telemetry_history_window(partitions_relation, partitions_window) }}
@@ -42,7 +42,7 @@ partitions as (
     select * from {{ partitions_relation }}
 ),
 
-visible as (
+visible as not materialized (
     select history.*
     from history
     where
@@ -53,7 +53,7 @@ visible as (
         and coalesce(trim(history.raw_value), '') != ''
 ),
 
-in_scope as (
+in_scope as not materialized (
     select visible.*
     from visible
     semi join partitions
@@ -65,67 +65,111 @@ in_scope as (
             + interval '{{ var("telemetry_context_hours") }} hours'
 ),
 
--- Most samples have one cell; only the others need ranking (a repeat inside a file or a
--- second delivery both mean several cells for the same sample).
-shared_keys as (
+-- A cell needs ranking only when its sample time was delivered by more than one file, or
+-- its reading time by more than one line of its file, or a sample holds several readings and
+-- an invalid one (a valid reading beats an invalid one of the same delivery).
+contested_samples as (
     select
         site_id,
-        sample_at,
-        device_id,
-        point_id
+        sample_at
     from in_scope
-    group by site_id, sample_at, device_id, point_id
-    having count(*) > 1
+    group by site_id, sample_at
+    having
+        min(batch_id) != max(batch_id)
+        or min(file_id) != max(file_id)
+        or (min(reading_at) != max(reading_at) and bool_or(invalid_reason is not null))
+),
+
+repeated_readings as (
+    select
+        batch_id,
+        file_id,
+        site_id,
+        reading_at
+    from in_scope
+    group by batch_id, file_id, site_id, reading_at
+    having min(source_line) != max(source_line)
+),
+
+marked as not materialized (
+    select
+        in_scope.*,
+        contested_samples.site_id is not null
+        or repeated_readings.site_id is not null as is_contested
+    from in_scope
+    left join contested_samples
+        on
+            in_scope.site_id = contested_samples.site_id
+            and in_scope.sample_at = contested_samples.sample_at
+    left join repeated_readings
+        on
+            in_scope.batch_id = repeated_readings.batch_id
+            and in_scope.file_id = repeated_readings.file_id
+            and in_scope.site_id = repeated_readings.site_id
+            and in_scope.reading_at = repeated_readings.reading_at
 ),
 
 single as (
     select
-        in_scope.*,
-        1 as delivery_rank,
+        * exclude (is_contested),
+        case when invalid_reason is not null then 'nulled' else 'kept' end as outcome,
         cast(null as varchar) as winning_batch_id,
         cast(null as integer) as winning_file_id,
         cast(null as varchar) as winning_source_file,
         cast(null as varchar) as winning_raw_value,
         false as has_file_conflict
-    from in_scope
-    anti join shared_keys as k
-        on
-            in_scope.site_id = k.site_id
-            and in_scope.sample_at = k.sample_at
-            and in_scope.device_id = k.device_id
-            and in_scope.point_id = k.point_id
+    from marked
+    where not is_contested
 ),
 
-shared as (
-    select in_scope.*
-    from in_scope
-    semi join shared_keys as k
-        on
-            in_scope.site_id = k.site_id
-            and in_scope.sample_at = k.sample_at
-            and in_scope.device_id = k.device_id
-            and in_scope.point_id = k.point_id
+shared as not materialized (
+    select
+        * exclude (is_contested),
+        -- the delivery order: valid first, then batch, mtime, path, file (greatest wins)
+        struct_pack(
+            is_valid := invalid_reason is null, loaded_at, modified_at, relative_path,
+            batch_id, file_id
+        ) as delivery_key
+    from marked
+    where is_contested
 ),
 
 -- 1. a reading repeated inside its file: the last line wins
-within_file as (
+file_readings as (
     select
-        *,
-        row_number() over same_reading as rank_in_file,
-        first_value(raw_value) over same_reading as file_winner_value,
-        count(distinct raw_value) over (
-            partition by batch_id, file_id, site_id, reading_at, device_id, point_id
-        ) > 1 as has_file_conflict
+        batch_id,
+        file_id,
+        site_id,
+        reading_at,
+        device_id,
+        point_id,
+        max(source_line) as winning_line,
+        arg_max(raw_value, source_line) as file_winner_value,
+        count(distinct raw_value) > 1 as has_file_conflict
     from shared
-    window same_reading as (
-        partition by batch_id, file_id, site_id, reading_at, device_id, point_id
-        order by source_line desc
-    )
+    group by batch_id, file_id, site_id, reading_at, device_id, point_id
+),
+
+within_file as not materialized (
+    select
+        shared.*,
+        file_readings.winning_line,
+        file_readings.file_winner_value,
+        file_readings.has_file_conflict
+    from shared
+    inner join file_readings
+        on
+            shared.batch_id = file_readings.batch_id
+            and shared.file_id = file_readings.file_id
+            and shared.site_id = file_readings.site_id
+            and shared.reading_at = file_readings.reading_at
+            and shared.device_id = file_readings.device_id
+            and shared.point_id = file_readings.point_id
 ),
 
 file_losers as (
     select
-        * exclude (rank_in_file, file_winner_value, has_file_conflict),
+        * exclude (delivery_key, winning_line, file_winner_value, has_file_conflict),
         case
             when raw_value = file_winner_value then 'duplicate_in_file' else 'conflict_lost'
         end as outcome,
@@ -135,61 +179,93 @@ file_losers as (
         file_winner_value as winning_raw_value,
         false as has_file_conflict
     from within_file
-    where rank_in_file > 1
+    where source_line != winning_line
 ),
 
--- 2. a sample several deliveries delivered: valid first, then batch, mtime, path, file
-across_deliveries as (
-    select
-        * exclude (rank_in_file, file_winner_value),
-        dense_rank() over same_sample as delivery_rank,
-        first_value(batch_id) over same_sample as winning_batch_id,
-        first_value(file_id) over same_sample as winning_file_id,
-        first_value(source_file) over same_sample as winning_source_file,
-        -- the value the winner delivered for the same reading time (own value if none)
-        first_value(raw_value) over (
-            partition by site_id, device_id, point_id, reading_at
-            order by
-                invalid_reason is not null, loaded_at desc, modified_at desc,
-                relative_path desc, batch_id desc, file_id desc
-        ) as winning_raw_value
+file_winners as not materialized (
+    select * exclude (winning_line, file_winner_value)
     from within_file
-    where rank_in_file = 1
-    window same_sample as (
-        partition by site_id, sample_at, device_id, point_id
-        order by
-            invalid_reason is not null, loaded_at desc, modified_at desc,
-            relative_path desc, batch_id desc, file_id desc
-    )
+    where source_line = winning_line
+),
+
+-- 2. a sample several deliveries delivered: the greatest delivery key wins
+sample_winners as (
+    select
+        site_id,
+        sample_at,
+        device_id,
+        point_id,
+        max(delivery_key) as winning_key,
+        arg_max(source_file, delivery_key) as winning_source_file
+    from file_winners
+    group by site_id, sample_at, device_id, point_id
 ),
 
 ranked as (
-    select * from single
-    union all by name
-    select * from across_deliveries
+    select
+        file_winners.*,
+        file_winners.delivery_key != sample_winners.winning_key as is_superseded,
+        struct_extract(sample_winners.winning_key, 'batch_id') as winning_batch_id,
+        struct_extract(sample_winners.winning_key, 'file_id') as winning_file_id,
+        sample_winners.winning_source_file
+    from file_winners
+    inner join sample_winners
+        on
+            file_winners.site_id = sample_winners.site_id
+            and file_winners.sample_at = sample_winners.sample_at
+            and file_winners.device_id = sample_winners.device_id
+            and file_winners.point_id = sample_winners.point_id
+),
+
+-- the value the winner delivered for the same reading time (own value if none)
+reading_winners as (
+    select
+        site_id,
+        device_id,
+        point_id,
+        reading_at,
+        arg_max(raw_value, delivery_key) as winning_raw_value
+    from file_winners
+    group by site_id, device_id, point_id, reading_at
 ),
 
 -- the winner is only named for a cell that lost (NULL: the cell itself won)
+ranked_values as (
+    select
+        ranked.*,
+        reading_winners.winning_raw_value
+    from ranked
+    left join reading_winners
+        on
+            ranked.is_superseded
+            and ranked.site_id = reading_winners.site_id
+            and ranked.device_id = reading_winners.device_id
+            and ranked.point_id = reading_winners.point_id
+            and ranked.reading_at = reading_winners.reading_at
+),
+
 delivery_outcomes as (
     select
         * exclude (
-            delivery_rank, has_file_conflict,
+            delivery_key, is_superseded, has_file_conflict,
             winning_batch_id, winning_file_id, winning_source_file, winning_raw_value
         ),
         case
-            when delivery_rank > 1 then 'superseded'
+            when is_superseded then 'superseded'
             when invalid_reason is not null then 'nulled'
             else 'kept'
         end as outcome,
-        case when delivery_rank > 1 then winning_batch_id end as winning_batch_id,
-        case when delivery_rank > 1 then winning_file_id end as winning_file_id,
-        case when delivery_rank > 1 then winning_source_file end as winning_source_file,
-        case when delivery_rank > 1 then winning_raw_value end as winning_raw_value,
-        has_file_conflict and delivery_rank = 1 as has_file_conflict
-    from ranked
+        case when is_superseded then winning_batch_id end as winning_batch_id,
+        case when is_superseded then winning_file_id end as winning_file_id,
+        case when is_superseded then winning_source_file end as winning_source_file,
+        winning_raw_value,
+        has_file_conflict and not is_superseded as has_file_conflict
+    from ranked_values
 ),
 
 final as (
+    select * from single
+    union all by name
     select * from delivery_outcomes
     union all by name
     select * from file_losers
