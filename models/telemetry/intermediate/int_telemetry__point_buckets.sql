@@ -8,7 +8,7 @@
     valid samples; coverage = valid samples / samples expected from the site's raw interval. -#}
 with
 
-readings as (
+readings as not materialized (
     select * from {{ ref('int_telemetry__readings_deduplicated') }}
 ),
 
@@ -31,7 +31,7 @@ site_points as (
     inner join {{ ref('telemetry_points') }} as points on point_map.point_id = points.point_id
 ),
 
-bucketed as (
+bucketed as not materialized (
     select
         *,
         time_bucket({{ resample_interval() }}, sample_at) as bucket_start
@@ -93,19 +93,31 @@ aggregated as (
         bucket_start,
         device_id,
         point_id,
-        -- ordered, so that a rerun sums in the same order and gives bit-identical means
-        avg(value_si order by sample_at) as value,
+        -- summed in value order, so that a rerun gives bit-identical means (an aggregate's
+        -- order, even `avg(... order by ...)`, varies with the threads' split of the rows)
+        list_avg(list_sort(list(value_si))) as value,
         count(value_si) as n_valid,
         count(*) as n_samples,
         count(invalid_reason) as n_invalid,
-        count(*) filter (where has_file_conflict) as n_conflicting,
-        list(distinct invalid_reason order by invalid_reason) filter (
-            where invalid_reason is not null
-        ) as invalid_reasons,
-        max(raw_value) filter (where invalid_reason is not null) as invalid_raw_value,
+        count(*) filter (where has_file_conflict) as n_conflicting
+    from bucketed
+    group by site_id, bucket_start, device_id, point_id
+),
+
+-- what the invalid samples were, aggregated over those few rows only (the range columns are
+-- set only on invalid samples)
+invalid_details as (
+    select
+        site_id,
+        bucket_start,
+        device_id,
+        point_id,
+        list(distinct invalid_reason order by invalid_reason) as invalid_reasons,
+        max(raw_value) as invalid_raw_value,
         max(out_of_range_value) as out_of_range_value,
         max(violated_limit) as violated_limit
     from bucketed
+    where invalid_reason is not null
     group by site_id, bucket_start, device_id, point_id
 ),
 
@@ -119,10 +131,10 @@ joined as (
         site_points.channel_class,
         site_points.required_for_coverage,
         aggregated.value,
-        aggregated.invalid_reasons,
-        aggregated.invalid_raw_value,
-        aggregated.out_of_range_value,
-        aggregated.violated_limit,
+        invalid_details.invalid_reasons,
+        invalid_details.invalid_raw_value,
+        invalid_details.out_of_range_value,
+        invalid_details.violated_limit,
         coalesce(aggregated.n_valid, 0) as n_valid,
         coalesce(aggregated.n_samples, 0) as n_samples,
         coalesce(aggregated.n_invalid, 0) as n_invalid,
@@ -137,6 +149,12 @@ joined as (
             and spine.bucket_start = aggregated.bucket_start
             and site_points.device_id = aggregated.device_id
             and site_points.point_id = aggregated.point_id
+    left join invalid_details
+        on
+            spine.site_id = invalid_details.site_id
+            and spine.bucket_start = invalid_details.bucket_start
+            and site_points.device_id = invalid_details.device_id
+            and site_points.point_id = invalid_details.point_id
 ),
 
 final as (
