@@ -76,6 +76,34 @@ def test_second_sync_of_the_same_export_changes_nothing(tmp_path: Path) -> None:
     assert report["totals"]["inserted"] == 1_799 and report["status"] == "completed_with_rejects"
 
 
+def test_a_sync_builds_once_per_batch_and_not_again_after_a_short_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch that takes fewer rows than the limit took every row left: no empty build after
+    it. One that takes exactly the limit cannot know, so one more build finds nothing."""
+    import batch_processor.products.sync as products_sync
+
+    builds: list[object] = []
+    real_run_dbt = products_sync.run_dbt
+
+    def counting_run_dbt(*args: object, **kwargs: object) -> object:
+        builds.append(kwargs["dbt_vars"])
+        return real_run_dbt(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(products_sync, "run_dbt", counting_run_dbt)
+    export = generate_products_export(tmp_path / "in", rows=1_000, seed=5)
+    short = sync(export.path.parent, tmp_path, limit=400)
+    assert short.error is None and len(short.batches) == 3
+    assert len(builds) == 3
+    assert short.unsynced_rows == 0 and short.total("inserted") + short.total("rejected") > 0
+
+    builds.clear()
+    exact = sync(export.path.parent, tmp_path, limit=500, resume=False)
+    assert exact.error is None and len(exact.batches) == 2
+    assert len(builds) == 3
+    assert exact.total("inserted") == 0 and exact.unsynced_rows == 0
+
+
 def test_rows_sharing_one_timestamp_are_never_skipped(tmp_path: Path) -> None:
     export = generate_products_export(
         tmp_path / "in", rows=1_000, seed=4, tie_group=1_000, products=1_000

@@ -76,6 +76,7 @@ select
     coalesce(sum(redelivered_copies), 0) as redelivered
 from products_intermediate.int_products__batch_records
 """
+_SELECTED_ROWS_SQL = "select count(*) from products_intermediate.int_products__batch"
 _LAST_CURSOR_SQL = """
 select src_updated_at, source_id from products_intermediate.int_products__batch
 order by src_updated_at desc, source_id desc
@@ -248,8 +249,9 @@ def _run_batches(
     memory_limit_mb: int | None,
     stage_next: Callable[[], int] | None = None,
 ) -> None:
-    """One dbt build per batch until a batch finds no rows. ``stage_next``, for a source
-    read batch by batch, stages the next batch first (and 0 rows ends the loop).
+    """One dbt build per batch until a batch finds no rows, or (a source registered whole)
+    takes fewer than ``limit`` rows. ``stage_next``, for a source read batch by batch, stages
+    the next batch first (and 0 rows ends the loop).
 
     The first batch starts at the stored watermark (``resume``), at ``since`` (every row at
     or after it), or at the beginning; every later one right after the previous batch's
@@ -307,6 +309,19 @@ def _run_batches(
         )
         if kill_after and len(result.batches) >= kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+        if stage_next is None and _selected_rows(warehouse) < limit:
+            # the batch took every source row after its start: the next would find none, and
+            # not running it saves a dbt build per sync
+            return
+
+
+def _selected_rows(warehouse: Path) -> int:
+    """Source rows the last batch's keyset chose (every copy of a redelivered row counted)."""
+    con = db.connect(warehouse, read_only=True)
+    try:
+        return int(con.execute(_SELECTED_ROWS_SQL).fetchall()[0][0])
+    finally:
+        con.close()
 
 
 def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Path:
