@@ -217,16 +217,18 @@ ranked as (
             and file_winners.point_id = sample_winners.point_id
 ),
 
--- the value the winner delivered for the same reading time (own value if none)
+-- the value the winner delivered for the same reading time of the same sample (own value if
+-- none; the sample, because a site whose raw interval changed files one reading time under two)
 reading_winners as (
     select
         site_id,
+        sample_at,
         device_id,
         point_id,
         reading_at,
         arg_max(raw_value, delivery_key) as winning_raw_value
     from file_winners
-    group by site_id, device_id, point_id, reading_at
+    group by site_id, sample_at, device_id, point_id, reading_at
 ),
 
 -- the winner is only named for a cell that lost (NULL: the cell itself won)
@@ -239,6 +241,7 @@ ranked_values as (
         on
             ranked.is_superseded
             and ranked.site_id = reading_winners.site_id
+            and ranked.sample_at = reading_winners.sample_at
             and ranked.device_id = reading_winners.device_id
             and ranked.point_id = reading_winners.point_id
             and ranked.reading_at = reading_winners.reading_at
