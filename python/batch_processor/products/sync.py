@@ -76,9 +76,9 @@ select
     coalesce(sum(redelivered_copies), 0) as redelivered
 from products_intermediate.int_products__batch_records
 """
-_SELECTED_ROWS_SQL = "select count(*) from products_intermediate.int_products__batch"
 _LAST_CURSOR_SQL = """
-select src_updated_at, source_id from products_intermediate.int_products__batch
+select src_updated_at, source_id, count(*) over () as selected_rows
+from products_intermediate.int_products__batch
 order by src_updated_at desc, source_id desc
 limit 1
 """
@@ -178,7 +178,11 @@ def _scratch_copy(warehouse: Path) -> Iterator[Path]:
         yield copy
 
 
-def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) -> BatchResult:
+def _read_batch(
+    warehouse: Path, run: DbtRun, source_name: str, seconds: float
+) -> tuple[BatchResult, int]:
+    """The batch's counts, and how many source rows its keyset chose (every copy of a
+    redelivered row counted)."""
     con = db.connect(warehouse, read_only=True)
     try:
         rows, rejected, duplicates, redelivered = con.execute(_BATCH_COUNTS_SQL).fetchall()[0]
@@ -192,6 +196,7 @@ def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) 
         )
         last = con.execute(_LAST_CURSOR_SQL).fetchall()
         batch.last_cursor = (last[0][0], int(last[0][1])) if last else None
+        selected_rows = int(last[0][2]) if last else 0
         for change_type, count in con.execute(_CHANGE_COUNTS_SQL).fetchall():
             setattr(
                 batch,
@@ -209,7 +214,7 @@ def _read_batch(warehouse: Path, run: DbtRun, source_name: str, seconds: float) 
                 "last_id": mark[0][1],
                 "batch_id": mark[0][2],
             }
-        return batch
+        return batch, selected_rows
     finally:
         con.close()
 
@@ -288,7 +293,7 @@ def _run_batches(
                 + run.failure_summary()
             )
             return
-        batch = _read_batch(warehouse, run, source_name, time.monotonic() - started)
+        batch, selected_rows = _read_batch(warehouse, run, source_name, time.monotonic() - started)
         if batch.rows == 0 or batch.last_cursor is None:
             return
         result.batches.append(batch)
@@ -309,19 +314,10 @@ def _run_batches(
         )
         if kill_after and len(result.batches) >= kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
-        if stage_next is None and _selected_rows(warehouse) < limit:
+        if stage_next is None and selected_rows < limit:
             # the batch took every source row after its start: the next would find none, and
             # not running it saves a dbt build per sync
             return
-
-
-def _selected_rows(warehouse: Path) -> int:
-    """Source rows the last batch's keyset chose (every copy of a redelivered row counted)."""
-    con = db.connect(warehouse, read_only=True)
-    try:
-        return int(con.execute(_SELECTED_ROWS_SQL).fetchall()[0][0])
-    finally:
-        con.close()
 
 
 def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Path:
