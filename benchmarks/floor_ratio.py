@@ -244,14 +244,14 @@ def run_products(root: Path, rows_list: list[int], repeats: int, work: Path) -> 
         if not (export / "_done").exists():
             shutil.rmtree(export, ignore_errors=True)
             subprocess.run(
-                [CLI, "products", "generate", "--out", str(export / "in"), "--rows", str(rows)],
+                [CLI, "products", "generate", "--output", str(export / "in"), "--rows", str(rows)],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
             (export / "_done").write_text("")
         warehouse = work / f"products-{rows}.duckdb"
         output = work / f"products-{rows}-out"
-        sync = [CLI, "products", "sync", "--source", str(export / "in"), "--warehouse"]
+        sync = [CLI, "products", "sync", "--input", str(export / "in"), "--warehouse"]
         first = measure([*sync, str(warehouse), "--output", str(output)])
         files = sorted(str(p) for p in (export / "in").glob("*.csv"))
         read = (
@@ -285,12 +285,12 @@ def run_papers(root: Path, entries_list: list[int], repeats: int, work: Path) ->
         feed = root / f"papers-{entries}.xml.gz"
         if not feed.exists():
             subprocess.run(
-                [CLI, "papers", "generate", "--out", str(feed), "--entries", str(entries)],
+                [CLI, "papers", "generate", "--output", str(feed), "--entries", str(entries)],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
         warehouse, output = work / f"papers-{entries}.duckdb", work / f"papers-{entries}"
-        load = [CLI, "papers", "load", str(feed), "--warehouse", str(warehouse)]
+        load = [CLI, "papers", "load", "--input", str(feed), "--warehouse", str(warehouse)]
         first = [measure([*load, "--output", str(output)])]
         again = [measure([*load, "--output", str(output)]) for _ in range(repeats)]
         for label, costs in (("new warehouse", first), ("again, same warehouse", again)):

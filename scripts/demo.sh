@@ -6,7 +6,7 @@ scripts/setup.sh
 
 DEMO_DIR="${DEMO_DIR:-demo}"
 if [ ! -d "$DEMO_DIR/input" ]; then
-    .venv/bin/batch-processor telemetry generate --out "$DEMO_DIR/input" --sites 4 --days 3 --seed 42
+    .venv/bin/batch-processor telemetry generate --output "$DEMO_DIR/input" --sites 4 --days 3 --seed 42
 fi
 
 set +e

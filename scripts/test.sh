@@ -17,7 +17,7 @@ echo "== mypy"
 "$BIN/mypy"
 
 echo "== dbt build on generated data"
-"$BIN/batch-processor" telemetry generate --out "$WORK/input" --sites 4 --days 2 --seed 1 >/dev/null
+"$BIN/batch-processor" telemetry generate --output "$WORK/input" --sites 4 --days 2 --seed 1 >/dev/null
 set +e
 "$BIN/batch-processor" telemetry load --input "$WORK/input" --warehouse "$BATCH_PROCESSOR_DUCKDB_PATH"
 code=$?

@@ -10,10 +10,28 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
-from batch_processor.config import load_telemetry_config
+from batch_processor import __version__
+from batch_processor.cli_common import (
+    add_global_options,
+    command,
+    lock_timeout_option,
+    settings_flags,
+)
+from batch_processor.config import (
+    CONFIG_ENV,
+    ENV_PREFIX,
+    PipelineSettings,
+    TelemetryConfig,
+    load_settings,
+)
 from batch_processor.crm.cli import add_crm_commands
 from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
-from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
+from batch_processor.exit_codes import (
+    EXIT_CODES_HELP,
+    GENERATE_EXIT_CODES_HELP,
+    GROUP_EXIT_CODES_HELP,
+    ExitCode,
+)
 from batch_processor.logs import configure_logging
 from batch_processor.papers.cli import add_papers_commands
 from batch_processor.products.cli import add_products_commands
@@ -23,11 +41,11 @@ from batch_processor.telemetry.loader import LoadSummary
 log = logging.getLogger("batch_processor")
 
 
-def _telemetry_generate(args: argparse.Namespace) -> int:
+def _telemetry_generate(args: argparse.Namespace, settings: PipelineSettings) -> int:
     from batch_processor.telemetry.generator import generate_demo_data
 
     batch = generate_demo_data(
-        args.out,
+        args.output,
         sites=args.sites,
         days=args.days,
         seed=args.seed,
@@ -44,16 +62,9 @@ def _telemetry_generate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _telemetry_run(args: argparse.Namespace) -> int:
+def _telemetry_run(args: argparse.Namespace, config: TelemetryConfig) -> int:
     from batch_processor.telemetry.pipeline import run_telemetry
 
-    config = load_telemetry_config(
-        args.config,
-        warehouse_path=args.warehouse,
-        log_format=args.log_format,
-        stop_on_error=True if args.stop_on_error else None,
-        lock_timeout_s=args.lock_timeout,
-    )
     result = run_telemetry(
         config,
         args.input,
@@ -86,7 +97,7 @@ def _telemetry_run(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _repair(args: argparse.Namespace) -> int:
+def _repair(args: argparse.Namespace, settings: PipelineSettings) -> int:
     from batch_processor.dataset_commit import DatasetPaths, repair_current
 
     manifest = repair_current(DatasetPaths(args.output))
@@ -97,7 +108,7 @@ def _repair(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify(args: argparse.Namespace, settings: PipelineSettings) -> int:
     from batch_processor.telemetry.verify import verify_output
 
     report = verify_output(args.output)
@@ -110,14 +121,11 @@ def _verify(args: argparse.Namespace) -> int:
     return ExitCode.OK if report.ok else ExitCode.FAILED
 
 
-def _telemetry_load(args: argparse.Namespace) -> int:
+def _telemetry_load(args: argparse.Namespace, config: TelemetryConfig) -> int:
     import uuid
 
     from batch_processor.telemetry.loader import TelemetryLoader
 
-    config = load_telemetry_config(
-        args.config, warehouse_path=args.warehouse, log_format=args.log_format
-    )
     summary = TelemetryLoader(config, str(uuid.uuid4())).load(args.input, only_site=args.site)
     _print_load_summary(summary)
     print(f"  warehouse: {config.warehouse} (now run: dbt build)")
@@ -197,27 +205,29 @@ def _print_accounting(accounting: dict[str, Any]) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="batch-processor",
-        description="Batch ETL on DuckDB and dbt.",
+        description="Batch ETL on DuckDB and dbt: telemetry, products, papers and CRM "
+        f"pipelines. Settings, lowest first: defaults, the config file (--config FILE or "
+        f"${CONFIG_ENV}), {ENV_PREFIX}<SETTING> environment variables, flags.",
         epilog=EXIT_CODES_HELP,
     )
-    parser.add_argument(
-        "--log-format",
-        choices=["text", "json"],
-        default="text",
-        help="text lines for people, one JSON object a line for machines",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    domains = parser.add_subparsers(dest="domain", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    add_global_options(parser, top_level=True)
+    domains = parser.add_subparsers(dest="domain", required=True, metavar="COMMAND")
 
-    telemetry = domains.add_parser("telemetry", help="chiller-plant telemetry pipeline")
+    telemetry = domains.add_parser(
+        "telemetry", help="chiller-plant telemetry pipeline", epilog=GROUP_EXIT_CODES_HELP
+    )
     commands = telemetry.add_subparsers(dest="command", required=True)
 
-    gen = commands.add_parser(
+    gen = command(
+        commands,
         "generate",
         help="write demo CSVs with injected faults and a ground-truth file",
-        epilog=EXIT_CODES_HELP,
+        handler=_telemetry_generate,
+        epilog=GENERATE_EXIT_CODES_HELP,
+        config=False,
     )
-    gen.add_argument("--out", type=Path, required=True, help="folder to write into")
+    gen.add_argument("--output", type=Path, required=True, help="folder to write into")
     gen.add_argument("--sites", type=int, default=2, help="number of sites (from the sites seed)")
     gen.add_argument(
         "--site-id",
@@ -242,27 +252,23 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_START.date(),
         help=f"first day (UTC), YYYY-MM-DD (default {DEFAULT_START.date()})",
     )
-    gen.set_defaults(handler=_telemetry_generate)
 
-    run = commands.add_parser(
+    run = command(
+        commands,
         "run",
-        help="load a folder of raw CSVs and build the telemetry models",
-        epilog=EXIT_CODES_HELP,
+        help="load a folder of raw CSVs, build the telemetry models, publish the dataset",
+        handler=_telemetry_run,
+        settings=TelemetryConfig,
     )
     run.add_argument("--input", type=Path, required=True, help="folder of raw CSVs (read only)")
-    run.add_argument("--output", type=Path, required=True, help="output folder")
-    run.add_argument("--config", type=Path, default=None, help="TOML config file ([telemetry])")
+    run.add_argument("--output", type=Path, required=True, help="output folder (the dataset)")
     run.add_argument("--site", default=None, help="load only this site's files")
     run.add_argument(
-        "--warehouse",
-        type=Path,
-        default=None,
-        help="DuckDB file (default: config, then <output>/warehouse.duckdb)",
-    )
-    run.add_argument(
         "--stop-on-error",
-        action="store_true",
-        help="fail the batch (commit nothing) at the first bad file",
+        action="store_const",
+        const=True,
+        default=None,
+        help="fail the batch (commit nothing) at the first bad file (setting stop_on_error)",
     )
     run.add_argument(
         "--dry-run",
@@ -275,33 +281,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild and republish every partition from the warehouse's history (once after "
         "an upgrade that changes the published schema); the input folder may be empty",
     )
-    run.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="wait this long for another run writing the same output (default 0: fail at once)",
-    )
-    run.set_defaults(handler=_telemetry_run)
+    lock_timeout_option(run, "another run writing the same output")
 
-    load = commands.add_parser(
+    load = command(
+        commands,
         "load",
-        help="only register a folder of raw CSVs in the warehouse (no dbt)",
-        epilog=EXIT_CODES_HELP,
+        help="only register a folder of raw CSVs in the warehouse (no dbt; then: dbt build)",
+        handler=_telemetry_load,
+        settings=TelemetryConfig,
     )
     load.add_argument("--input", type=Path, required=True, help="folder of raw CSVs (read only)")
-    load.add_argument("--config", type=Path, default=None, help="TOML config file ([telemetry])")
     load.add_argument("--site", default=None, help="load only this site's files")
-    load.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
-    load.set_defaults(handler=_telemetry_load)
     add_products_commands(domains)
     add_papers_commands(domains)
     add_crm_commands(domains)
 
-    verify = domains.add_parser(
+    verify = command(
+        domains,
         "verify",
         help="re-check every file of the current manifest; list orphans",
-        epilog="exit codes: 0 everything matches; 1 a problem or an orphan was found",
+        handler=_verify,
+        epilog="exit codes: 0 everything matches; 1 a problem or an orphan was found; "
+        "2 usage error",
+        config=False,
     )
     verify.add_argument(
         "--output",
@@ -309,15 +311,18 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="a published output folder (telemetry, products or papers)",
     )
-    verify.set_defaults(handler=_verify)
 
-    repair = domains.add_parser(
+    repair = command(
+        domains,
         "repair",
         help="rebuild a lost, unreadable or edited manifests/current.json from the manifests",
+        handler=_repair,
         epilog=(
             "exit codes: 0 current.json points at the newest manifest whose checksum verifies "
-            "and whose files are all present; 1 no such manifest (nothing was changed)"
+            "and whose files are all present; 1 no such manifest (nothing was changed); "
+            "2 usage error"
         ),
+        config=False,
     )
     repair.add_argument(
         "--output",
@@ -325,16 +330,21 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="a published output folder (telemetry, products or papers)",
     )
-    repair.set_defaults(handler=_repair)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    configure_logging(args.log_format, logging.DEBUG if args.verbose else logging.INFO)
+    level = logging.DEBUG if args.verbose else logging.INFO
+    configure_logging(args.log_format or "text", level)
     try:
-        return int(args.handler(args))
+        settings = load_settings(
+            args.settings, getattr(args, "config", None), **settings_flags(args, args.settings)
+        )
+        if settings.log_format != (args.log_format or "text"):  # from the environment or file
+            configure_logging(settings.log_format, level)
+        return int(args.handler(args, settings))
     except ConfigError as exc:
         log.error("configuration error: %s", exc)
         return ExitCode.USAGE

@@ -1,39 +1,100 @@
-"""The one configuration model. File values, then BATCH_PROCESSOR_* environment variables, win
-over the defaults here; the resulting object is the single source of truth handed to the
-loader and, as dbt vars, to the SQL models."""
+"""The configuration of every pipeline: one mechanism, one model per pipeline.
+
+Precedence, lowest first: the defaults here, the config file (TOML: ``--config FILE`` or
+``BATCH_PROCESSOR_CONFIG``; one table per pipeline: ``[telemetry]``, ``[products]``,
+``[papers]``, ``[crm]``), ``BATCH_PROCESSOR_<FIELD>`` environment variables (the warehouse:
+``BATCH_PROCESSOR_DUCKDB_PATH``, the variable dbt's profile reads too), then CLI flags. The
+resulting object is the single source of truth handed to the pipeline and, as dbt vars, to the
+SQL models. Built on pydantic-settings.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import tomllib
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from batch_processor.errors import ConfigError
 from batch_processor.paths import DEFAULT_WAREHOUSE, TELEMETRY_SITES_SEED
 
 ENV_PREFIX = "BATCH_PROCESSOR_"
-CONFIG_TABLE = "telemetry"  # the one table a telemetry config file holds
+WAREHOUSE_ENV = ENV_PREFIX + "DUCKDB_PATH"  # dbt's profile reads the same variable
+CONFIG_ENV = ENV_PREFIX + "CONFIG"  # the config file, when --config is not given
+CONFIG_TABLES = ("telemetry", "products", "papers", "crm")  # the tables a config file holds
+CONFIG_TABLE = "telemetry"
 _DURATION = re.compile(r"(\d+)\s*(s|m|min|h|d|w)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("config_file_values", default=None)
 
 
-class TelemetryConfig(BaseModel):
+class _ConfigFileSource(PydanticBaseSettingsSource):
+    """The values of the config file's table for this pipeline (read by ``load_settings``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_FILE_VALUES.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_FILE_VALUES.get() or {})
+
+
+class PipelineSettings(BaseSettings):
+    """What every pipeline's settings have: where the warehouse is, how to log, how long to
+    wait for another run's lock."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", validate_by_name=True, validate_by_alias=True
+    )
+    config_table: ClassVar[str] = ""
+
+    warehouse_path: Path | None = Field(
+        default=None,
+        validation_alias=WAREHOUSE_ENV,
+        description="the embedded DuckDB file dbt and the pipeline share (environment: "
+        f"{WAREHOUSE_ENV}; default: <output>/warehouse.duckdb for a command with an --output, "
+        "warehouse/batch_processor.duckdb otherwise, the file a bare `dbt build` uses)",
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text lines for people, one JSON object a line for machines"
+    )
+    lock_timeout_s: float = Field(
+        default=0.0, ge=0, description="how long to wait for another run's lock (0: fail at once)"
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # first wins: flags (init), then the environment, then the config file
+        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+
+    def warehouse_for(self, output: Path | None = None) -> Path:
+        """The warehouse: the setting, else ``<output>/warehouse.duckdb`` (a dataset's history
+        lives with it), else the project's default one."""
+        if self.warehouse_path is not None:
+            return self.warehouse_path
+        return output / "warehouse.duckdb" if output is not None else DEFAULT_WAREHOUSE
+
+
+class TelemetryConfig(PipelineSettings):
     """Settings of the telemetry pipeline."""
 
-    model_config = ConfigDict(extra="forbid")
+    config_table: ClassVar[str] = "telemetry"
 
     input_pattern: str = Field(
         default="*.csv",
         description="fnmatch pattern over each file's path relative to --input ('*' spans folders)",
-    )
-    warehouse_path: Path | None = Field(
-        default=None,
-        description="the embedded DuckDB file dbt and the loader share (default: "
-        "<output>/warehouse.duckdb for a run, warehouse/batch_processor.duckdb otherwise)",
     )
     sites_seed: Path = Field(
         default=TELEMETRY_SITES_SEED, description="the sites seed the loader resolves sites from"
@@ -60,7 +121,6 @@ class TelemetryConfig(BaseModel):
         description="the loader reopens DuckDB every N files: the pages it wrote stay cached "
         "otherwise, and memory would grow with the batch up to memory_limit",
     )
-    log_format: Literal["text", "json"] = "text"
     # output
     resample_minutes: int = Field(
         default=5, ge=1, le=60, description="the output grid; passed to dbt"
@@ -80,9 +140,6 @@ class TelemetryConfig(BaseModel):
     compression: Literal["snappy", "zstd", "gzip", "lz4", "uncompressed"] = "snappy"
     stop_on_error: bool = Field(
         default=False, description="fail the batch (commit nothing) at the first bad file"
-    )
-    lock_timeout_s: float = Field(
-        default=0.0, ge=0, description="how long to wait for another run's lock (0: fail at once)"
     )
     dbt_artifacts_kept: int = Field(
         default=5,
@@ -164,40 +221,112 @@ class TelemetryConfig(BaseModel):
 STAGING_DIR_ENV = "BATCH_PROCESSOR_TELEMETRY_STAGING_DIR"
 
 
-def load_telemetry_config(path: Path | None = None, **overrides: Any) -> TelemetryConfig:
-    """Build the config from an optional TOML file ([telemetry] table) and explicit overrides.
+Settings = TypeVar("Settings", bound=PipelineSettings)
 
-    Precedence, lowest first: defaults, the file, ``BATCH_PROCESSOR_<FIELD>`` environment
-    variables, explicit overrides (CLI flags; ``None`` means not given).
-    """
-    file_values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            document = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError as exc:
-            raise ConfigError(f"config file not found: {path}") from exc
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-        unknown = sorted(set(document) - {CONFIG_TABLE})
-        if unknown:
-            raise ConfigError(
-                f"config file {path}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
-                f"the settings go in a [{CONFIG_TABLE}] table"
-            )
-        table = document.get(CONFIG_TABLE, {})
-        if not isinstance(table, dict):
-            raise ConfigError(f"config file {path}: {CONFIG_TABLE!r} must be a table")
-        file_values = dict(table)
-    env_values = {
-        name: os.environ[ENV_PREFIX + name.upper()]
-        for name in TelemetryConfig.model_fields
-        if ENV_PREFIX + name.upper() in os.environ
-    }
-    explicit = {name: value for name, value in overrides.items() if value is not None}
+
+def config_file_table(path: Path | None, table: str) -> dict[str, Any]:
+    """The ``[table]`` of the TOML config file at ``path`` (else ``$BATCH_PROCESSOR_CONFIG``);
+    empty when there is no file. A top-level key that is not a pipeline's table (a misspelled
+    ``[telemtry]``) is an error, not ignored."""
+    if path is None and os.environ.get(CONFIG_ENV):
+        path = Path(os.environ[CONFIG_ENV])
+    if path is None:
+        return {}
     try:
-        return TelemetryConfig.model_validate({**file_values, **env_values, **explicit})
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    unknown = sorted(set(document) - set(CONFIG_TABLES))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+            f"the settings go in a table per pipeline: "
+            + ", ".join(f"[{name}]" for name in CONFIG_TABLES)
         )
-        raise ConfigError(f"invalid telemetry configuration: {problems}") from exc
+    values = document.get(table, {})
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path}: {table!r} must be a table")
+    return dict(values)
+
+
+def load_settings(cls: type[Settings], path: Path | None = None, **flags: Any) -> Settings:
+    """``cls`` from its sources, lowest first: defaults, the config file's ``[cls.config_table]``,
+    ``BATCH_PROCESSOR_<FIELD>`` environment variables, ``flags`` (CLI options; ``None`` means
+    not given). Any invalid value is a ConfigError naming the setting and where it came from."""
+    file_values = config_file_table(path, cls.config_table)
+    given = {name: value for name, value in flags.items() if value is not None}
+    token = _FILE_VALUES.set(file_values)
+    try:
+        return cls(**given)
+    except ValidationError as exc:
+        problems = "; ".join(f"{_setting_name(err['loc'])}: {err['msg']}" for err in exc.errors())
+        raise ConfigError(f"invalid {cls.config_table} configuration: {problems}") from exc
+    finally:
+        _FILE_VALUES.reset(token)
+
+
+def _setting_name(location: tuple[int | str, ...]) -> str:
+    name = ".".join(str(part) for part in location)
+    return "warehouse_path" if name == WAREHOUSE_ENV else name or "settings"
+
+
+def load_telemetry_config(path: Path | None = None, **flags: Any) -> TelemetryConfig:
+    """The telemetry settings (see ``load_settings``)."""
+    return load_settings(TelemetryConfig, path, **flags)
+
+
+class ProductsSettings(PipelineSettings):
+    """Settings of the products sync."""
+
+    config_table: ClassVar[str] = "products"
+
+    limit: int = Field(default=100_000, ge=1, description="rows per batch")
+    source_name: str = Field(
+        default="products_staging", min_length=1, description="the watermark's key"
+    )
+    source_table: str = Field(
+        default="products_staging",
+        min_length=1,
+        description="the table read from a PostgreSQL source ([schema.]table)",
+    )
+
+
+class PapersSettings(PipelineSettings):
+    """Settings of the papers pipeline."""
+
+    config_table: ClassVar[str] = "papers"
+
+    sink: Literal["warehouse", "dynamodb"] = Field(
+        default="warehouse",
+        description="warehouse: the warehouse + Parquet with a manifest; dynamodb: the "
+        "warehouse (dedup state and outbox) + the DynamoDB table dynamodb_table",
+    )
+    dynamodb_table: str | None = Field(default=None, description="the DynamoDB table")
+
+    @model_validator(mode="after")
+    def _sink_has_table(self) -> PapersSettings:
+        if self.sink == "dynamodb" and not self.dynamodb_table:
+            raise ValueError("sink dynamodb needs a table (--table NAME)")
+        if self.dynamodb_table and self.sink != "dynamodb":
+            raise ValueError("a DynamoDB table (--table) is for sink dynamodb (--sink dynamodb)")
+        return self
+
+
+class CrmSettings(PipelineSettings):
+    """Settings of the CRM workers and the commands that talk to them."""
+
+    config_table: ClassVar[str] = "crm"
+
+    nats_url: str = Field(
+        default="nats://127.0.0.1:4222", min_length=1, description="the NATS server"
+    )
+    input_dir: Path = Field(
+        default=Path("crm-in"), description="the worker's default CRM export folder"
+    )
+    work_dir: Path | None = Field(
+        default=None, description="dbt target folders (default: <warehouse dir>/crm-work)"
+    )

@@ -25,6 +25,7 @@ from batch_processor import db
 from batch_processor.errors import ConfigError, RunFailedError
 from batch_processor.logs import json_logging
 from batch_processor.paths import PROJECT_ROOT
+from batch_processor.progress import DbtProgress
 
 log = logging.getLogger(__name__)
 
@@ -225,10 +226,12 @@ def _invoke(
     # a log line dbt cannot write (a full disk under target_path) would print a traceback per
     # line; the run's error says it once, naming the folder (see run_dbt)
     raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
+    progress = DbtProgress(json_logs=json_logging())
     with _environment(environment):
         try:
-            return dbtRunner(manifest=manifest).invoke(args)
+            return dbtRunner(manifest=manifest, callbacks=[progress]).invoke(args)
         finally:
+            progress.close()
             logging.raiseExceptions = raise_exceptions
             _release_warehouse()
 

@@ -15,3 +15,7 @@ EXIT_CODES_HELP = (
     "(or lines swallowed, or conflicting values discarded: see the inventory/report); "
     "1 failed, nothing committed; 2 usage or configuration error"
 )
+GENERATE_EXIT_CODES_HELP = (
+    "exit codes: 0 written; 1 failed (e.g. the folder cannot be written); 2 usage error"
+)
+GROUP_EXIT_CODES_HELP = "exit codes: each command's --help lists its own; 2 usage error"

@@ -4,6 +4,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SEEDS_DIR = PROJECT_ROOT / "seeds"
+MACROS_DIR = PROJECT_ROOT / "macros"
 TELEMETRY_SITES_SEED = SEEDS_DIR / "telemetry_sites.csv"
 TELEMETRY_POINT_MAP_SEED = SEEDS_DIR / "telemetry_point_map.csv"
 TELEMETRY_POINTS_SEED = SEEDS_DIR / "telemetry_points.csv"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ import boto3
 import psycopg
 import pytest
 
+from batch_processor import config as config_module
 from batch_processor import devservers
-from batch_processor.config import TelemetryConfig, load_telemetry_config
+from batch_processor.config import ENV_PREFIX, TelemetryConfig, load_telemetry_config
+from batch_processor.papers import lambda_handler
 from batch_processor.paths import PROJECT_ROOT
 from batch_processor.telemetry.generator import GeneratedBatch, generate_demo_data
 
@@ -27,12 +30,21 @@ def require_shared(path: Path) -> Path:
     return path
 
 
+# Settings come from BATCH_PROCESSOR_* variables too: none from the shell or CI that runs the
+# tests may leak into them (a test that wants one sets it itself).
+for _name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
+    del os.environ[_name]
+
+
 @pytest.fixture(autouse=True)
 def _private_default_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own default warehouse: with pytest-xdist the workers run tests side
-    by side, and a test that relies on the default must never share one (DuckDB allows one
-    writer per file) nor write into the checkout."""
-    monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(tmp_path / "default-warehouse.duckdb"))
+    """Every test gets its own default warehouse (the one used when neither --warehouse,
+    BATCH_PROCESSOR_DUCKDB_PATH nor an --output names one): with pytest-xdist the workers run
+    tests side by side, and a test that relies on the default must never share one (DuckDB
+    allows one writer per file) nor write into the checkout."""
+    private = tmp_path / "default-warehouse.duckdb"
+    monkeypatch.setattr(config_module, "DEFAULT_WAREHOUSE", private)
+    monkeypatch.setattr(lambda_handler, "DEFAULT_WAREHOUSE", private)
 
 
 @pytest.fixture(scope="session")

@@ -72,7 +72,7 @@ def test_clean_batch_exits_0(tmp_path, capsys):
             [
                 "telemetry",
                 "generate",
-                "--out",
+                "--output",
                 str(tmp_path / "in"),
                 "--sites",
                 "1",

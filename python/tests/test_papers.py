@@ -275,8 +275,8 @@ def test_the_cli_takes_an_event_file_and_logs_json_with_the_trace_id(
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event(s3_bucket, key)))
     done = subprocess.run(
-        [CLI, "--log-format", "json", "papers", "handle-event", str(event_file),
-         "--warehouse", str(tmp_path / "cli.duckdb")],
+        [CLI, "--log-format", "json", "papers", "handle-event", "--event", str(event_file),
+         "--warehouse", str(tmp_path / "cli.duckdb"), "--output", str(tmp_path / "cli-out")],
         capture_output=True, text=True, check=False, env={**os.environ, **moto_server},
     )  # fmt: skip
     assert done.returncode == 3, done.stderr
@@ -294,7 +294,8 @@ def test_the_cli_takes_an_event_file_and_logs_json_with_the_trace_id(
     bad = tmp_path / "bad.json"
     bad.write_text('{"Records": [{"s3": {}}]}')
     refused = subprocess.run(
-        [CLI, "papers", "handle-event", str(bad), "--warehouse", str(tmp_path / "cli.duckdb")],
+        [CLI, "papers", "handle-event", "--event", str(bad),
+         "--warehouse", str(tmp_path / "cli.duckdb"), "--output", str(tmp_path / "cli-out")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert refused.returncode == 2
@@ -441,7 +442,8 @@ def test_a_relative_output_and_warehouse_work_from_any_folder(tmp_path: Path) ->
         jsonl({"id": "2301.00001v1", "title": "Good", "published": "2023-01-02T00:00:00Z"})
     )
     done = subprocess.run(
-        [CLI, "papers", "load", "feed.jsonl", "--warehouse", "w.duckdb", "--output", "out"],
+        [CLI, "papers", "load", "--input", "feed.jsonl",
+         "--warehouse", "w.duckdb", "--output", "out"],
         capture_output=True, text=True, check=False, cwd=elsewhere,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

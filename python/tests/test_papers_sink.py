@@ -139,8 +139,8 @@ def test_the_next_event_delivers_the_items_an_earlier_batch_could_not_write(
     event_file = tmp_path / "event.json"
     event_file.write_text(json.dumps(event(s3_bucket, early)))
     paths = ["--warehouse", str(tmp_path / "w.duckdb"), "--output", str(tmp_path / "out")]
-    args = ["papers", "handle-event", str(event_file), *paths, "--sink", "dynamodb", "--table",
-            table_name]  # fmt: skip
+    args = ["papers", "handle-event", "--event", str(event_file), *paths,
+            "--sink", "dynamodb", "--table", table_name]  # fmt: skip
     assert main(args) == 1  # the CLI: a missing table is a failed batch, exit 1
     refused = json.loads(capsys.readouterr().out)
     assert refused["status"] == "failed" and refused["failed_count"] == 30

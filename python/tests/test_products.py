@@ -161,7 +161,7 @@ def test_a_sync_killed_between_batches_resumes_without_loss_or_duplicates(
     )
     assert revision.rows > 0
     command = [
-        CLI, "products", "sync", "--source", str(export.path.parent), "--limit", "400",
+        CLI, "products", "sync", "--input", str(export.path.parent), "--limit", "400",
         "--warehouse", str(tmp_path / "w.duckdb"), "--output", str(tmp_path / "out"),
     ]  # fmt: skip
     env = {**os.environ, KILL_AFTER_BATCHES_ENV: "2"}

@@ -163,7 +163,7 @@ def test_redeliveries_late_rows_and_a_watermark_that_never_moves_back(tmp_path: 
     assert report["unsynced_rows"] == 1 and report["status"] == "completed_with_rejects"
     # the CLI's --since takes it in; then nothing is behind the watermark any more
     cli = subprocess.run(
-        [CLI, "products", "sync", "--source", str(folder),
+        [CLI, "products", "sync", "--input", str(folder),
          "--warehouse", str(tmp_path / "w.duckdb"), "--output", str(tmp_path / "out"),
          "--since", "2026-01-01T12:00:00Z"],
         capture_output=True, text=True, check=False,

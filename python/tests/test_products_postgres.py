@@ -65,7 +65,7 @@ def test_postgres_sync_killed_between_batches_resumes_without_loss_or_duplicates
     export = generate_products_export(tmp_path / "in", rows=1_500, seed=6)
     copy_export_into_postgres(postgres_url, export.path)
     command = [
-        CLI, "products", "sync", "--source", postgres_url, "--limit", "400",
+        CLI, "products", "sync", "--input", postgres_url, "--limit", "400",
         "--warehouse", str(tmp_path / "w.duckdb"), "--output", str(tmp_path / "out"),
     ]  # fmt: skip
     env = {**os.environ, KILL_AFTER_BATCHES_ENV: "2"}

@@ -99,7 +99,7 @@ def test_a_publish_killed_midway_leaves_the_dataset_whole_and_the_next_sync_fini
     before = current(output)
     generate_products_export(tmp_path / "in", rows=500, seed=10, revision=1, changed_fraction=0.3)
     command = [
-        CLI, "products", "sync", "--source", str(export.path.parent),
+        CLI, "products", "sync", "--input", str(export.path.parent),
         "--warehouse", str(warehouse), "--output", str(output),
     ]  # fmt: skip
     killed = subprocess.run(

@@ -348,7 +348,7 @@ def test_a_relative_products_output_is_resolved_against_the_callers_folder(
             str(Path(sys.executable).parent / "batch-processor"),
             "products",
             "sync",
-            "--source",
+            "--input",
             "in",
             "--warehouse",
             "w.duckdb",

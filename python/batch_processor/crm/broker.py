@@ -36,6 +36,7 @@ from taskiq import AckableMessage, AsyncBroker, Context, TaskiqDepends
 from taskiq.kicker import AsyncKicker
 from taskiq_nats import PullBasedJetStreamBroker
 
+from batch_processor.config import CrmSettings
 from batch_processor.crm import subjects
 from batch_processor.crm.etl import run_crm_task
 from batch_processor.crm.events import CompletionEvent
@@ -43,7 +44,7 @@ from batch_processor.crm.tasks import TASKS, CrmTask
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+DEFAULT_NATS_URL: str = CrmSettings.model_fields["nats_url"].default
 NATS_URL_ENV = "BATCH_PROCESSOR_NATS_URL"
 ACK_WAIT_ENV = "BATCH_PROCESSOR_NATS_ACK_WAIT_S"
 RECONNECT_WAIT_ENV = "BATCH_PROCESSOR_NATS_RECONNECT_WAIT_S"

@@ -8,34 +8,46 @@ import json
 import time
 from pathlib import Path
 
+from batch_processor.cli_common import SubParsers, command
+from batch_processor.config import CrmSettings, PipelineSettings
 from batch_processor.errors import ConfigError, RunFailedError
-from batch_processor.exit_codes import ExitCode
-from batch_processor.paths import DEFAULT_WAREHOUSE
+from batch_processor.exit_codes import GENERATE_EXIT_CODES_HELP, GROUP_EXIT_CODES_HELP, ExitCode
 
-DEFAULT_INPUT = Path("crm-in")
+WORKER_EXIT_HELP = (
+    "exit codes: 0 the worker drained and stopped (SIGTERM), or status printed; "
+    "1 failed (e.g. NATS unreachable); 2 usage or configuration error"
+)
+ENQUEUE_EXIT_HELP = (
+    "exit codes: 0 enqueued (with --wait: the task's completion event says ok); 1 the task "
+    "failed, or no completion event came within --wait, or NATS is unreachable; "
+    "2 usage or configuration error (e.g. an unknown task)"
+)
+PARITY_EXIT_HELP = (
+    "exit codes: 0 the marts match the independent computation; 1 differences (listed) or "
+    "failed; 2 usage or configuration error"
+)
 
 
-def _worker(args: argparse.Namespace) -> int:
-    from batch_processor.crm.broker import nats_url
+def _worker(args: argparse.Namespace, settings: CrmSettings) -> int:
     from batch_processor.crm.worker import run_worker, worker_status
 
     if args.action == "status":
-        print(json.dumps(asyncio.run(worker_status(nats_url(args.nats))), indent=2))
+        print(json.dumps(asyncio.run(worker_status(settings.nats_url)), indent=2))
         return ExitCode.OK
 
-    warehouse: Path = args.warehouse or DEFAULT_WAREHOUSE
-    work: Path = args.work or warehouse.parent / "crm-work"
-    run_worker(nats_url(args.nats), warehouse, args.input, work)
+    warehouse = settings.warehouse_for()
+    work: Path = settings.work_dir or warehouse.parent / "crm-work"
+    run_worker(settings.nats_url, warehouse, settings.input_dir, work)
     return ExitCode.OK
 
 
-async def _enqueue_once(args: argparse.Namespace) -> int:
-    from batch_processor.crm.broker import build_broker, enqueue, nats_url
+async def _enqueue_once(args: argparse.Namespace, settings: CrmSettings) -> int:
+    from batch_processor.crm.broker import build_broker, enqueue
     from batch_processor.crm.events import CompletionEvent
     from batch_processor.crm.tasks import TASKS
 
     task = TASKS[args.task]
-    broker = build_broker(nats_url(args.nats))
+    broker = build_broker(settings.nats_url)
     await broker.startup()
     try:
         events: asyncio.Queue[CompletionEvent] = asyncio.Queue()
@@ -66,44 +78,58 @@ async def _enqueue_once(args: argparse.Namespace) -> int:
         await broker.shutdown()
 
 
-def _enqueue(args: argparse.Namespace) -> int:
+def _enqueue(args: argparse.Namespace, settings: CrmSettings) -> int:
     from batch_processor.crm.tasks import TASKS
 
     if args.task not in TASKS:
         raise ConfigError(f"unknown task {args.task!r}; tasks: {', '.join(TASKS)}")
     while True:
-        code = asyncio.run(_enqueue_once(args))
+        code = asyncio.run(_enqueue_once(args, settings))
         if not args.every:
             return code
         time.sleep(args.every)
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, settings: PipelineSettings) -> int:
     from batch_processor.crm.generator import generate_crm_exports
 
     made = generate_crm_exports(
-        args.out, customers=args.customers, orders=args.orders, leads=args.leads, seed=args.seed
+        args.output, customers=args.customers, orders=args.orders, leads=args.leads, seed=args.seed
     )
     print(f"wrote {made.rows} to {made.folder}")
     return ExitCode.OK
 
 
-def _parity(args: argparse.Namespace) -> int:
+def _parity(args: argparse.Namespace, settings: CrmSettings) -> int:
     from batch_processor.crm.parity import check_parity
 
-    problems = check_parity(args.warehouse or DEFAULT_WAREHOUSE, args.tables)
+    problems = check_parity(settings.warehouse_for(), args.tables)
     for problem in problems[:50]:
         print(f"  {problem}")
     print("parity: ok" if not problems else f"parity: {len(problems)} difference(s)")
     return ExitCode.OK if not problems else ExitCode.FAILED
 
 
-def add_crm_commands(domains: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    nats_help = "NATS server (default $BATCH_PROCESSOR_NATS_URL or nats://127.0.0.1:4222)"
-    worker = domains.add_parser(
+def _nats_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nats",
+        dest="nats_url",
+        default=None,
+        metavar="URL",
+        help="NATS server (setting nats_url, $BATCH_PROCESSOR_NATS_URL; default "
+        f"{CrmSettings.model_fields['nats_url'].default})",
+    )
+
+
+def add_crm_commands(domains: SubParsers) -> None:
+    worker = command(
+        domains,
         "worker",
         help="serve the CRM tasks from NATS (long-lived); `worker status` shows the queue "
         "depth and every live worker",
+        handler=_worker,
+        settings=CrmSettings,
+        epilog=WORKER_EXIT_HELP,
     )
     worker.add_argument(
         "action",
@@ -113,18 +139,33 @@ def add_crm_commands(domains: argparse._SubParsersAction) -> None:  # type: igno
         help="serve (default): run a worker until SIGTERM, which lets the task in flight "
         "finish; status: print the queue and the workers' status as JSON",
     )
-    worker.add_argument("--nats", default=None, help=nats_help)
-    worker.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
+    _nats_option(worker)
     worker.add_argument(
-        "--input", type=Path, default=DEFAULT_INPUT, help="default CRM export folder"
+        "--input",
+        dest="input_dir",
+        type=Path,
+        default=None,
+        help="default CRM export folder (setting input_dir; default crm-in)",
     )
-    worker.add_argument("--work", type=Path, default=None, help="dbt target folders")
-    worker.set_defaults(handler=_worker)
+    worker.add_argument(
+        "--work",
+        dest="work_dir",
+        type=Path,
+        default=None,
+        help="dbt target folders (setting work_dir; default <warehouse dir>/crm-work)",
+    )
 
-    enqueue = domains.add_parser("enqueue", help="send a CRM task to the workers")
+    enqueue = command(
+        domains,
+        "enqueue",
+        help="send a CRM task to the workers",
+        handler=_enqueue,
+        settings=CrmSettings,
+        epilog=ENQUEUE_EXIT_HELP,
+    )
     enqueue.add_argument("task", help="crm.orders, crm.customers, crm.leads, crm.customer_segments")
     enqueue.add_argument("--input", type=Path, default=None, help="export folder for this run")
-    enqueue.add_argument("--nats", default=None, help=nats_help)
+    _nats_option(enqueue)
     enqueue.add_argument(
         "--wait",
         type=float,
@@ -139,24 +180,33 @@ def add_crm_commands(domains: argparse._SubParsersAction) -> None:  # type: igno
         metavar="SECONDS",
         help="schedule: enqueue again every SECONDS until interrupted",
     )
-    enqueue.set_defaults(handler=_enqueue)
 
-    crm = domains.add_parser("crm", help="CRM data: generate exports, check parity")
+    crm = domains.add_parser(
+        "crm", help="CRM data: generate exports, check parity", epilog=GROUP_EXIT_CODES_HELP
+    )
     commands = crm.add_subparsers(dest="command", required=True)
-    gen = commands.add_parser("generate", help="write CRM exports (CSV) for a seed")
-    gen.add_argument("--out", type=Path, required=True, help="folder to write into")
+    gen = command(
+        commands,
+        "generate",
+        help="write CRM exports (CSV) for a seed",
+        handler=_generate,
+        epilog=GENERATE_EXIT_CODES_HELP,
+        config=False,
+    )
+    gen.add_argument("--output", type=Path, required=True, help="folder to write into")
     gen.add_argument("--customers", type=int, default=1000)
     gen.add_argument("--orders", type=int, default=1000)
     gen.add_argument("--leads", type=int, default=1000)
     gen.add_argument("--seed", type=int, default=1)
-    gen.set_defaults(handler=_generate)
-    parity = commands.add_parser(
+    parity = command(
+        commands,
         "parity",
         help="recompute the marts' key figures (pyarrow) from every export file the "
         "warehouse has taken in, and compare",
+        handler=_parity,
+        settings=CrmSettings,
+        epilog=PARITY_EXIT_HELP,
     )
-    parity.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
     parity.add_argument(
         "--tables", nargs="+", default=["orders", "customers", "leads"], help="what to check"
     )
-    parity.set_defaults(handler=_parity)

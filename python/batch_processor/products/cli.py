@@ -6,17 +6,19 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batch_processor.exit_codes import EXIT_CODES_HELP, ExitCode
-from batch_processor.paths import DEFAULT_WAREHOUSE
-from batch_processor.products.postgres_source import DEFAULT_TABLE, is_postgres_url
-from batch_processor.products.sync import DEFAULT_LIMIT, DEFAULT_SOURCE_NAME
+from batch_processor.cli_common import SubParsers, command, lock_timeout_option
+from batch_processor.config import PipelineSettings, ProductsSettings
+from batch_processor.exit_codes import GENERATE_EXIT_CODES_HELP, GROUP_EXIT_CODES_HELP, ExitCode
+from batch_processor.products.postgres_source import is_postgres_url
+
+_DEFAULTS = ProductsSettings.model_fields
 
 
-def _generate(args: argparse.Namespace) -> int:
+def _generate(args: argparse.Namespace, settings: PipelineSettings) -> int:
     from batch_processor.products.generator import generate_products_export
 
     export = generate_products_export(
-        args.out,
+        args.output,
         rows=args.rows,
         seed=args.seed,
         tie_group=args.tie_group,
@@ -32,23 +34,22 @@ def _generate(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _sync(args: argparse.Namespace) -> int:
+def _sync(args: argparse.Namespace, settings: ProductsSettings) -> int:
     from batch_processor.products.sync import sync_products
 
-    warehouse: Path = args.warehouse or DEFAULT_WAREHOUSE
-    output: Path = args.output or warehouse.parent / "products"
-    source: str = args.source
+    output: Path = args.output
+    source: str = args.input
     result = sync_products(
         source if is_postgres_url(source) else Path(source),
-        warehouse,
+        settings.warehouse_for(output),
         output,
-        limit=args.limit,
+        limit=settings.limit,
         resume=args.resume,
         since=args.since,
         dry_run=args.dry_run,
-        source_name=args.source_name,
-        source_table=args.source_table,
-        lock_timeout_s=args.lock_timeout,
+        source_name=settings.source_name,
+        source_table=settings.source_table,
+        lock_timeout_s=settings.lock_timeout_s,
     )
     totals = result.totals()
     head = "dry run (nothing changed): would have " if result.dry_run else ""
@@ -96,32 +97,43 @@ def _timestamp(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    products = domains.add_parser("products", help="products sync pipeline")
+def add_products_commands(domains: SubParsers) -> None:
+    products = domains.add_parser(
+        "products", help="products sync pipeline", epilog=GROUP_EXIT_CODES_HELP
+    )
     commands = products.add_subparsers(dest="command", required=True)
 
-    sync = commands.add_parser(
+    sync = command(
+        commands,
         "sync",
         help="upsert the products source into the warehouse, batch by batch",
-        epilog=EXIT_CODES_HELP,
+        handler=_sync,
+        settings=ProductsSettings,
     )
     sync.add_argument(
-        "--source",
+        "--input",
         required=True,
         metavar="DIR|postgresql://…",
         help="a folder of CSV / JSON lines exports, or a PostgreSQL URL (both read only)",
     )
     sync.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="output folder: the Parquet snapshot with its manifest, and the sync reports",
+    )
+    sync.add_argument(
         "--source-table",
-        default=DEFAULT_TABLE,
+        default=None,
         metavar="[SCHEMA.]TABLE",
-        help=f"the table to read from a PostgreSQL source (default {DEFAULT_TABLE})",
+        help="the table to read from a PostgreSQL source (setting source_table; default "
+        f"{_DEFAULTS['source_table'].default})",
     )
     sync.add_argument(
         "--limit",
         type=int,
-        default=DEFAULT_LIMIT,
-        help=f"rows per batch (default {DEFAULT_LIMIT:,})",
+        default=None,
+        help=f"rows per batch (setting limit; default {_DEFAULTS['limit'].default:,})",
     )
     sync.add_argument(
         "--resume",
@@ -144,27 +156,21 @@ def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type:
     )
     sync.add_argument(
         "--source-name",
-        default=DEFAULT_SOURCE_NAME,
-        help="the watermark's key (one cursor per source)",
-    )
-    sync.add_argument("--warehouse", type=Path, default=None, help="DuckDB file")
-    sync.add_argument(
-        "--output",
-        type=Path,
         default=None,
-        help="reports folder (default <warehouse dir>/products)",
+        help="the watermark's key, one cursor per source (setting source_name; default "
+        f"{_DEFAULTS['source_name'].default})",
     )
-    sync.add_argument(
-        "--lock-timeout",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="wait this long for another sync of the same warehouse (default: fail at once)",
-    )
-    sync.set_defaults(handler=_sync)
+    lock_timeout_option(sync, "another sync of the same warehouse")
 
-    gen = commands.add_parser("generate", help="write a deterministic products export (CSV)")
-    gen.add_argument("--out", type=Path, required=True, help="folder to write into")
+    gen = command(
+        commands,
+        "generate",
+        help="write a deterministic products export (CSV)",
+        handler=_generate,
+        epilog=GENERATE_EXIT_CODES_HELP,
+        config=False,
+    )
+    gen.add_argument("--output", type=Path, required=True, help="folder to write into")
     gen.add_argument("--rows", type=int, default=10_000, help="rows to write")
     gen.add_argument("--seed", type=int, default=1, help="same seed, same file")
     gen.add_argument("--tie-group", type=int, default=1, help="rows that share one src_updated_at")
@@ -181,6 +187,7 @@ def add_products_commands(domains: argparse._SubParsersAction) -> None:  # type:
         help="also append the rows to a PostgreSQL table (created if missing)",
     )
     gen.add_argument(
-        "--postgres-table", default=DEFAULT_TABLE, help=f"that table (default {DEFAULT_TABLE})"
+        "--postgres-table",
+        default=_DEFAULTS["source_table"].default,
+        help=f"that table (default {_DEFAULTS['source_table'].default})",
     )
-    gen.set_defaults(handler=_generate)

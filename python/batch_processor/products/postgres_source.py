@@ -27,6 +27,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from batch_processor import db
+from batch_processor.config import ProductsSettings
 from batch_processor.errors import ConfigError, RunFailedError
 from batch_processor.products.export_source import (
     REQUIRED_COLUMNS,
@@ -34,7 +35,7 @@ from batch_processor.products.export_source import (
     staging_columns,
 )
 
-DEFAULT_TABLE = "products_staging"
+DEFAULT_TABLE: str = ProductsSettings.model_fields["source_table"].default
 URL_SCHEMES = ("postgresql://", "postgres://")
 _CURSOR_NAME = "products_keyset"
 

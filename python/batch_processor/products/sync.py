@@ -32,6 +32,7 @@ from typing import Any
 import duckdb
 
 from batch_processor import db
+from batch_processor.config import ProductsSettings
 from batch_processor.dbt_runner import DbtRun, batch_build, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
 from batch_processor.errors import ConfigError
@@ -48,8 +49,8 @@ from batch_processor.run_lock import run_locks
 log = logging.getLogger(__name__)
 
 DBT_SELECTOR = "tag:products"
-DEFAULT_LIMIT = 100_000
-DEFAULT_SOURCE_NAME = "products_staging"
+DEFAULT_LIMIT: int = ProductsSettings.model_fields["limit"].default
+DEFAULT_SOURCE_NAME: str = ProductsSettings.model_fields["source_name"].default
 # The per-batch counts, in the order reports and the summary line give them.
 COUNTS = (
     "rows",

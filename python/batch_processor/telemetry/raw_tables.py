@@ -1,66 +1,45 @@
 """The raw telemetry tables the loader fills and dbt reads as sources (schema telemetry_raw).
 
 They hold the current batch only: every load starts by emptying them. History is kept
-downstream, in dbt models.
+downstream, in dbt models. Their DDL is the dbt macro ``telemetry_create_raw_tables``, which
+on-run-start runs too (so a bare ``dbt build`` works on a fresh warehouse).
 """
+
+import re
+from functools import cache
 
 import duckdb
 
+from batch_processor.errors import ConfigError
+from batch_processor.paths import MACROS_DIR
+
 RAW_SCHEMA = "telemetry_raw"
 
-_DDL = f"""
-create schema if not exists {RAW_SCHEMA};
-create table if not exists {RAW_SCHEMA}.files (
-    batch_id varchar not null,
-    file_id integer not null primary key,
-    path varchar not null,
-    relative_path varchar not null,
-    site_id varchar,
-    size_bytes bigint not null,
-    sha256 varchar not null,
-    modified_at timestamptz not null,
-    status varchar not null,
-    reason varchar,
-    header_line integer,
-    column_names varchar[],
-    timestamp_column varchar,
-    rows_read bigint,
-    rows_rejected bigint,
-    loaded_at timestamptz not null,
-    physical_lines bigint,
-    blank_data_lines bigint,
-    line_endings varchar,
-    lines_swallowed bigint,
-    continuation_lines bigint,
-    csv_delimiter varchar
-);
--- warehouses made before the line ledger
-alter table {RAW_SCHEMA}.files add column if not exists physical_lines bigint;
-alter table {RAW_SCHEMA}.files add column if not exists blank_data_lines bigint;
-alter table {RAW_SCHEMA}.files add column if not exists line_endings varchar;
-alter table {RAW_SCHEMA}.files add column if not exists lines_swallowed bigint;
-alter table {RAW_SCHEMA}.files add column if not exists continuation_lines bigint;
-alter table {RAW_SCHEMA}.files add column if not exists csv_delimiter varchar;
-create table if not exists {RAW_SCHEMA}.readings (
-    file_id integer not null,
-    source_line bigint not null,
-    raw_timestamp varchar,
-    raw_column varchar not null,
-    raw_value varchar
-);
-create table if not exists {RAW_SCHEMA}.rejected_rows (
-    file_id integer not null,
-    line bigint,
-    column_name varchar,
-    error_type varchar not null,
-    csv_line varchar,
-    error_message varchar not null
-);
-"""
+RAW_TABLES_MACRO = MACROS_DIR / "telemetry" / "telemetry_create_raw_tables.sql"
+_MACRO_BODY = re.compile(
+    r"\{%-?\s*macro\s+telemetry_create_raw_tables\(\)\s*-?%\}(?P<body>.*?)\{%-?\s*endmacro",
+    re.DOTALL,
+)
+
+
+@cache
+def raw_tables_ddl() -> str:
+    """The DDL of the raw tables: the body of the dbt macro that on-run-start runs (one
+    definition for dbt and the loader). The body is plain SQL; Jinja in it is refused."""
+    text = RAW_TABLES_MACRO.read_text(encoding="utf-8")
+    match = _MACRO_BODY.search(text)
+    if match is None:
+        raise ConfigError(f"{RAW_TABLES_MACRO}: no macro telemetry_create_raw_tables() found")
+    body = match.group("body")
+    if "{{" in body or "{%" in body or "{#" in body:
+        raise ConfigError(
+            f"{RAW_TABLES_MACRO}: the macro's body must be plain SQL (the loader runs it as is)"
+        )
+    return body
 
 
 def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_DDL)
+    con.execute(raw_tables_ddl())
 
 
 def clear_raw_tables(con: duckdb.DuckDBPyConnection) -> None:

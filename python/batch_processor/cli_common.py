@@ -1,0 +1,98 @@
+"""What every ``batch-processor`` command shares: the global options (accepted before and
+after the subcommand), the config options, and the exit codes in every ``--help``.
+
+An option whose ``dest`` is the name of a field of the command's settings model is that
+setting's flag: ``main`` hands every such value (``None`` when not given) to
+``config.load_settings``, so flags win over the environment, the config file and the defaults
+the same way in every pipeline.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from batch_processor.config import CONFIG_ENV, ENV_PREFIX, WAREHOUSE_ENV, PipelineSettings
+from batch_processor.exit_codes import EXIT_CODES_HELP
+
+Handler = Callable[[argparse.Namespace, Any], int]
+if TYPE_CHECKING:
+    SubParsers = argparse._SubParsersAction[argparse.ArgumentParser]
+else:
+    SubParsers = argparse._SubParsersAction
+
+
+def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """--log-format and --verbose. After the subcommand they are accepted too; there the
+    default is "not given", so a value given before the subcommand is not reset."""
+    default: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        help=f"text lines for people, one JSON object a line for machines "
+        f"(setting log_format, {ENV_PREFIX}LOG_FORMAT; default text)",
+        **({"default": None} if top_level else default),
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="debug logging",
+        **({"default": False} if top_level else default),
+    )
+
+
+def command(
+    commands: SubParsers,
+    name: str,
+    *,
+    help: str,
+    handler: Handler,
+    settings: type[PipelineSettings] = PipelineSettings,
+    epilog: str = EXIT_CODES_HELP,
+    config: bool = True,
+) -> argparse.ArgumentParser:
+    """A leaf command: global options, its exit codes in ``--help``, and (``config``) the
+    --config and --warehouse options of its settings."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=epilog
+    )
+    add_global_options(parser, top_level=False)
+    if config:
+        parser.add_argument(
+            "--config",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help=f"TOML config file ([{settings.config_table}] table; default ${CONFIG_ENV})",
+        )
+        parser.add_argument(
+            "--warehouse",
+            dest="warehouse_path",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help=f"DuckDB file (default ${WAREHOUSE_ENV}, then the config file, then "
+            "<output>/warehouse.duckdb where the command has an --output, else "
+            "warehouse/batch_processor.duckdb)",
+        )
+    parser.set_defaults(handler=handler, settings=settings)
+    return parser
+
+
+def lock_timeout_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--lock-timeout",
+        dest="lock_timeout_s",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help=f"wait this long for {what} (setting lock_timeout_s; default 0: fail at once)",
+    )
+
+
+def settings_flags(args: argparse.Namespace, settings: type[PipelineSettings]) -> dict[str, Any]:
+    """The options of ``args`` that are fields of ``settings`` (``None``: not given)."""
+    return {name: value for name, value in vars(args).items() if name in settings.model_fields}
