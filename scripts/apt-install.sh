@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # scripts/apt-install.sh PACKAGE: install one Debian package for the project's test servers
-# (postgres.sh, nats.sh), refreshing the package lists once if the first try fails. Needs root.
+# (postgres.sh, nats.sh) and browser tests (chromium.sh), refreshing the package lists once if the first try fails. Needs root.
 set -euo pipefail
 package="${1:?usage: apt-install.sh PACKAGE}"
 if [ "$(id -u)" != 0 ]; then

@@ -3,7 +3,7 @@
     table: a new row, or the paper's row made pending again for the new version (attempts
     and the acknowledgement reset). Without a sink it inserts nothing. -#}
 {% macro papers_enqueue_for_dynamodb() %}
-    insert into {{ source('papers_state', 'dynamodb_outbox') }} (
+    insert into {{ state_table('papers_state', 'dynamodb_outbox') }} (
         dynamodb_table,
         paper_id,
         paper_updated_at,

@@ -1,7 +1,7 @@
 {#- The statements the `products` model runs inside its transaction (see products.sql). -#}
 
 {% macro products_append_change_log() %}
-    insert into {{ source('products_state', 'product_change_log') }}
+    insert into {{ state_table('products_state', 'product_change_log') }}
     select
         '{{ invocation_id }}' as batch_id,
         brand_code,
@@ -22,7 +22,7 @@
     copies had then: a later sync tells a row that arrived behind the watermark from one it
     has seen, and a cursor delivered again with other contents from a known conflict. -#}
 {% macro products_record_synced_rows() %}
-    insert or replace into {{ source('products_state', 'synced_rows') }}
+    insert or replace into {{ state_table('products_state', 'synced_rows') }}
     select
         {{ sql_string(var('products_source_name')) }} as source_name,
         source_id,
@@ -35,7 +35,7 @@
 {#- The watermark only moves forward: the later of the stored one and the batch's last
     cursor (a replay of an older export, --no-resume or --since, never moves it back). -#}
 {% macro products_advance_watermark() %}
-    insert or replace into {{ source('products_state', 'etl_watermark') }}
+    insert or replace into {{ state_table('products_state', 'etl_watermark') }}
     select
         {{ sql_string(var('products_source_name')) }} as source_name,
         last_src_updated_at,
@@ -53,7 +53,7 @@
             last_src_updated_at,
             last_id,
             batch_id
-        from {{ source('products_state', 'etl_watermark') }}
+        from {{ state_table('products_state', 'etl_watermark') }}
         where source_name = {{ sql_string(var('products_source_name')) }}
     ) as candidates
     order by last_src_updated_at desc, last_id desc

@@ -35,6 +35,7 @@ from batch_processor.exit_codes import (
 from batch_processor.logs import configure_logging
 from batch_processor.papers.cli import add_papers_commands
 from batch_processor.products.cli import add_products_commands
+from batch_processor.progress import show_dbt_nodes
 from batch_processor.telemetry.generator import DEFAULT_START
 from batch_processor.telemetry.loader import LoadSummary
 
@@ -94,7 +95,17 @@ def _telemetry_run(args: argparse.Namespace, config: TelemetryConfig) -> int:
         print(f"  manifest: {args.output / 'manifests' / 'current.json'}")
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     print(f"  report: {result.report_path}")
+    if result.quality_report_path is not None:
+        print(f"  quality report: {result.quality_report_path}")
     return result.exit_code
+
+
+def _telemetry_report(args: argparse.Namespace, settings: PipelineSettings) -> int:
+    from batch_processor.telemetry.quality_report import write_quality_report
+
+    path = write_quality_report(args.output, args.to)
+    print(f"quality report: {path}")
+    return ExitCode.OK
 
 
 def _repair(args: argparse.Namespace, settings: PipelineSettings) -> int:
@@ -283,6 +294,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lock_timeout_option(run, "another run writing the same output")
 
+    report = command(
+        commands,
+        "report",
+        help="write the HTML quality report of a published dataset (also written after each "
+        "committed batch): per site every channel with its flags, gaps, a daily flag heat map, "
+        "and the batch ledger; self-contained, it opens offline",
+        handler=_telemetry_report,
+        epilog="exit codes: 0 written; 1 failed (e.g. no dataset is published there, or its "
+        "manifest does not verify); 2 usage error",
+        config=False,
+    )
+    report.add_argument(
+        "--output", type=Path, required=True, help="the published dataset's output folder"
+    )
+    report.add_argument(
+        "--to",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the page here (default <output>/reports/quality_report.html)",
+    )
+
     load = command(
         commands,
         "load",
@@ -338,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
     configure_logging(args.log_format or "text", level)
+    show_dbt_nodes(args.dbt_nodes)
     try:
         settings = load_settings(
             args.settings, getattr(args, "config", None), **settings_flags(args, args.settings)

@@ -53,9 +53,11 @@ def command(
     settings: type[PipelineSettings] = PipelineSettings,
     epilog: str = EXIT_CODES_HELP,
     config: bool = True,
+    dbt_nodes: bool = True,
 ) -> argparse.ArgumentParser:
     """A leaf command: global options, its exit codes in ``--help``, and (``config``) the
-    --config and --warehouse options of its settings."""
+    --config and --warehouse options of its settings. ``dbt_nodes``: show dbt's node-by-node
+    progress while it runs (off for the long-lived worker, whose log is a line per task)."""
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=epilog
     )
@@ -78,7 +80,7 @@ def command(
             "<output>/warehouse.duckdb where the command has an --output, else "
             "warehouse/batch_processor.duckdb)",
         )
-    parser.set_defaults(handler=handler, settings=settings)
+    parser.set_defaults(handler=handler, settings=settings, dbt_nodes=dbt_nodes)
     return parser
 
 

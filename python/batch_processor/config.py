@@ -141,6 +141,11 @@ class TelemetryConfig(PipelineSettings):
     stop_on_error: bool = Field(
         default=False, description="fail the batch (commit nothing) at the first bad file"
     )
+    quality_report: bool = Field(
+        default=True,
+        description="write <output>/reports/quality_report.html (the HTML quality report) "
+        "after each committed batch",
+    )
     dbt_artifacts_kept: int = Field(
         default=5,
         ge=1,

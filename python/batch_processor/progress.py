@@ -32,14 +32,24 @@ def track(
             log.info("%s: %d/%d", description, done, total, extra={"done": done, "total": total})
 
 
+_NODE_LINES = {"level": logging.DEBUG}
+
+
+def show_dbt_nodes(enabled: bool) -> None:
+    """Whether dbt's node-by-node progress is shown (the CLI's batch commands: yes; a library
+    caller or the long-lived CRM worker, whose log is one line per task: only at debug)."""
+    _NODE_LINES["level"] = logging.INFO if enabled else logging.DEBUG
+
+
 class DbtProgress:
     """dbt's node-by-node progress, fed by dbt's event callbacks: a bar on a terminal (the
     logs written above it), one log line per finished node elsewhere (CI, JSON logs). dbt
-    calls it from its worker threads."""
+    calls it from its worker threads. Off (debug lines only) unless show_dbt_nodes(True)."""
 
     def __init__(self, *, json_logs: bool = False) -> None:
         self._lock = threading.Lock()
-        self._interactive = sys.stderr.isatty() and not json_logs
+        self._level = _NODE_LINES["level"]
+        self._interactive = sys.stderr.isatty() and not json_logs and self._level == logging.INFO
         self._bar: tqdm[None] | None = None
         self._redirect: contextlib.AbstractContextManager[None] | None = None
         self.total = 0
@@ -68,7 +78,8 @@ class DbtProgress:
             self._bar.set_postfix_str(f"{node.node_name} {node.node_status}", refresh=False)
             self._bar.update(1)
             return
-        log.info(
+        log.log(
+            self._level,
             "dbt %d/%d %s %s (%.2f s)",
             self.done,
             max(self.total, self.done),

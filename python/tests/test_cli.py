@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from batch_processor.cli import main
+from batch_processor.errors import ConfigError
 from batch_processor.exit_codes import ExitCode
 
 from .conftest import ESB_RAW, require_shared
@@ -204,3 +205,92 @@ def test_settings_reach_dbt_as_vars():
         "telemetry_max_time_span_per_file_s": 86400,
         "telemetry_parquet_compression": "zstd",
     }
+
+
+def _leaf_parsers(parser, path=()):
+    import argparse
+
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        yield path, parser
+        return
+    for name, child in actions[0].choices.items():
+        yield from _leaf_parsers(child, (*path, name))
+
+
+def test_every_command_documents_its_exit_codes_and_takes_the_global_options():
+    from batch_processor.cli import build_parser
+
+    leaves = list(_leaf_parsers(build_parser()))
+    assert len(leaves) >= 15
+    for path, parser in leaves:
+        text = " ".join(parser.format_help().split())
+        assert "exit codes:" in text, path
+        assert "--log-format" in text and "--verbose" in text, path
+    # the same names for the same things
+    options = {path: {s for a in p._actions for s in a.option_strings} for path, p in leaves}
+    for path, names in options.items():
+        assert not names & {"--out", "--source", "--in"}, path
+    for path in [("telemetry", "run"), ("products", "sync"), ("papers", "load")]:
+        assert {"--input", "--output", "--warehouse", "--config"} <= options[path], path
+
+
+def test_version_and_global_options_after_the_subcommand(tmp_path, capsys):
+    from batch_processor import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and __version__ in capsys.readouterr().out
+    # --log-format after the subcommand: the error line is one JSON object
+    code = main(["telemetry", "run", "--input", str(tmp_path / "none"), "--output",
+                 str(tmp_path / "o"), "--log-format", "json"])  # fmt: skip
+    assert code == ExitCode.FAILED
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    assert json.loads(line)["level"] == "ERROR"
+
+
+def test_one_configuration_mechanism_for_every_pipeline(tmp_path, monkeypatch):
+    from batch_processor.config import (
+        CrmSettings,
+        PapersSettings,
+        ProductsSettings,
+        load_settings,
+    )
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        "[products]\nlimit = 50\nsource_name = 'from-file'\n"
+        "[crm]\nnats_url = 'nats://file:1'\n[papers]\nsink = 'dynamodb'\ndynamodb_table = 't'\n"
+    )
+    monkeypatch.setenv("BATCH_PROCESSOR_SOURCE_NAME", "from-env")
+    monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(tmp_path / "env.duckdb"))
+    products = load_settings(ProductsSettings, config, limit=None)
+    assert (products.limit, products.source_name) == (50, "from-env")  # file < env
+    assert load_settings(ProductsSettings, config, limit=7).limit == 7  # env, file < flag
+    assert products.warehouse_for(tmp_path / "out") == tmp_path / "env.duckdb"
+    assert load_settings(CrmSettings, config).nats_url == "nats://file:1"
+    assert load_settings(PapersSettings, config).dynamodb_table == "t"
+    monkeypatch.setenv("BATCH_PROCESSOR_CONFIG", str(config))  # the file from the environment
+    assert load_settings(ProductsSettings).limit == 50
+    monkeypatch.delenv("BATCH_PROCESSOR_DUCKDB_PATH")
+    assert (
+        products.model_copy(update={"warehouse_path": None}).warehouse_for(tmp_path / "out")
+        == tmp_path / "out" / "warehouse.duckdb"
+    )
+    with pytest.raises(ConfigError, match="limit"):
+        load_settings(ProductsSettings, None, limit=0)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[products]\nlimt = 5\n")
+    with pytest.raises(ConfigError, match="limt"):
+        load_settings(ProductsSettings, bad)
+
+
+def test_the_cli_honours_the_warehouse_variable(tmp_path, monkeypatch, capsys):
+    from batch_processor.telemetry.generator import generate_demo_data
+
+    batch = generate_demo_data(tmp_path / "in", sites=1, days=1, seed=3, malformed_files=False)
+    warehouse = tmp_path / "from-env.duckdb"
+    monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(warehouse))
+    assert main(["telemetry", "load", "--input", str(batch.out_dir)]) == ExitCode.OK
+    assert warehouse.exists()
+    assert str(warehouse) in capsys.readouterr().out

@@ -22,6 +22,10 @@ ENQUEUE_EXIT_HELP = (
     "failed, or no completion event came within --wait, or NATS is unreachable; "
     "2 usage or configuration error (e.g. an unknown task)"
 )
+RUN_EXIT_HELP = (
+    "exit codes: 0 the task succeeded (its completion event says ok); 1 it failed (the event "
+    "says why; nothing of it was merged); 2 usage or configuration error"
+)
 PARITY_EXIT_HELP = (
     "exit codes: 0 the marts match the independent computation; 1 differences (listed) or "
     "failed; 2 usage or configuration error"
@@ -100,6 +104,20 @@ def _generate(args: argparse.Namespace, settings: PipelineSettings) -> int:
     return ExitCode.OK
 
 
+def _run(args: argparse.Namespace, settings: CrmSettings) -> int:
+    from batch_processor.crm.etl import run_crm_task
+    from batch_processor.crm.tasks import TASKS
+
+    if args.task not in TASKS:
+        raise ConfigError(f"unknown task {args.task!r}; tasks: {', '.join(TASKS)}")
+    warehouse = settings.warehouse_for()
+    work: Path = settings.work_dir or warehouse.parent / "crm-work"
+    folder: Path = args.input or settings.input_dir
+    event = run_crm_task(TASKS[args.task], folder.absolute(), warehouse.absolute(), work.absolute())
+    print(event.model_dump_json())
+    return ExitCode.OK if event.status == "ok" else ExitCode.FAILED
+
+
 def _parity(args: argparse.Namespace, settings: CrmSettings) -> int:
     from batch_processor.crm.parity import check_parity
 
@@ -130,6 +148,7 @@ def add_crm_commands(domains: SubParsers) -> None:
         handler=_worker,
         settings=CrmSettings,
         epilog=WORKER_EXIT_HELP,
+        dbt_nodes=False,
     )
     worker.add_argument(
         "action",
@@ -198,6 +217,19 @@ def add_crm_commands(domains: SubParsers) -> None:
     gen.add_argument("--orders", type=int, default=1000)
     gen.add_argument("--leads", type=int, default=1000)
     gen.add_argument("--seed", type=int, default=1)
+    run = command(
+        commands,
+        "run",
+        help="run one CRM task in this process, without NATS (what a worker does with it), "
+        "and print its completion event",
+        handler=_run,
+        settings=CrmSettings,
+        epilog=RUN_EXIT_HELP,
+    )
+    run.add_argument("task", help="crm.orders, crm.customers, crm.leads, crm.customer_segments")
+    run.add_argument(
+        "--input", type=Path, default=None, help="export folder (default: setting input_dir)"
+    )
     parity = command(
         commands,
         "parity",

@@ -66,7 +66,34 @@ def _generate(args: argparse.Namespace, settings: PipelineSettings) -> int:
     feed = generate_papers_feed(args.output, entries=args.entries, seed=args.seed)
     size = feed.path.stat().st_size / 1e6
     print(f"wrote {feed.entries:,} entries ({feed.papers:,} papers) to {feed.path} ({size:.1f} MB)")
+    if args.upload:
+        _upload(feed.path, args.upload, args.event)
+    elif args.event:
+        raise ConfigError("--event names the S3 event of an --upload; give --upload s3://…")
     return ExitCode.OK
+
+
+def _upload(path: Path, target: str, event_file: Path | None) -> None:
+    """Put ``path`` at ``target`` (s3://bucket/key; the bucket is made if missing) and write
+    the S3 event that upload sends to ``event_file``: a way to try ``handle-event`` against
+    an S3-compatible server (``scripts/s3.sh``) or a real bucket."""
+    from batch_processor.papers.events import s3_event
+    from batch_processor.papers.objects import ObjectRef, s3_client
+
+    ref = ObjectRef(target)
+    if not ref.is_s3:
+        raise ConfigError(f"--upload {target!r}: give s3://bucket/key")
+    bucket, key = ref.bucket_and_key
+    client = s3_client()
+    try:
+        client.head_bucket(Bucket=bucket)
+    except client.exceptions.ClientError:
+        client.create_bucket(Bucket=bucket)
+    client.upload_file(str(path), bucket, key)
+    print(f"uploaded it to {target}")
+    if event_file is not None:
+        event_file.write_text(json.dumps(s3_event(bucket, key), indent=2) + "\n", encoding="utf-8")
+        print(f"wrote the S3 event of that upload to {event_file}")
 
 
 def add_papers_commands(domains: SubParsers) -> None:
@@ -129,3 +156,17 @@ def add_papers_commands(domains: SubParsers) -> None:
     gen.add_argument("--output", type=Path, required=True, help="the .xml.gz file to write")
     gen.add_argument("--entries", type=int, default=10_000, help="entries to write")
     gen.add_argument("--seed", type=int, default=1, help="same seed, same file")
+    gen.add_argument(
+        "--upload",
+        metavar="s3://BUCKET/KEY",
+        default=None,
+        help="also put the file there (the bucket is made if missing; endpoint and "
+        "credentials from the AWS settings, e.g. AWS_ENDPOINT_URL)",
+    )
+    gen.add_argument(
+        "--event",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the S3 event of that upload here (for papers handle-event)",
+    )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import quote_plus, unquote_plus
 
 from batch_processor.errors import ConfigError
 from batch_processor.papers.objects import ObjectRef
@@ -31,6 +31,21 @@ def objects_of_event(event: Any) -> list[ObjectRef]:
             raise ConfigError(f"S3 event record {number}: bucket and key must be non-empty text")
         objects.append(ObjectRef.s3(bucket, unquote_plus(key)))
     return objects
+
+
+def s3_event(bucket: str, *keys: str) -> dict[str, Any]:
+    """The S3 notification an ``ObjectCreated:Put`` of ``keys`` in ``bucket`` sends (keys
+    URL-encoded the way S3 encodes them)."""
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": quote_plus(key, safe="/")}},
+            }
+            for key in keys
+        ]
+    }
 
 
 def new_trace_id(now: datetime) -> str:

@@ -45,6 +45,7 @@ class TelemetryRunResult:
     dry_run: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     report_path: Path | None = None
+    quality_report_path: Path | None = None
     accounting: dict[str, Any] | None = None  # telemetry.ledger.batch_accounting
 
     @property
@@ -218,4 +219,22 @@ def run_telemetry(
             except OSError as exc:  # housekeeping: never the reason a batch fails
                 log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
         result.report_path = write_report(paths, config, result, started_at, input_dir)
+        if result.commit is not None and config.quality_report:
+            result.quality_report_path = _quality_report(output_dir, result)
     return result
+
+
+def _quality_report(output_dir: Path, result: TelemetryRunResult) -> Path | None:
+    """The HTML quality report of the dataset just committed. The dataset and the batch
+    report are already written: a page that cannot be made is a warning, not a failed batch
+    (``batch-processor telemetry report`` makes it again)."""
+    from batch_processor.telemetry.quality_report import write_quality_report
+
+    step = time.monotonic()
+    try:
+        return write_quality_report(output_dir)
+    except Exception as error:
+        log.warning("the quality report could not be written: %s", error)
+        return None
+    finally:
+        result.timings["quality_report_s"] = time.monotonic() - step
