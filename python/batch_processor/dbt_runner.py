@@ -214,6 +214,8 @@ def _invoke(
     """``dbt <command…>`` in this process against ``warehouse``; dbt's own result object."""
     from dbt.cli.main import dbtRunner  # imported here: dbt takes ~2 s to import
 
+    dbt_console = log.isEnabledFor(logging.DEBUG)
+
     args = [
         *command,
         "--project-dir",
@@ -224,9 +226,11 @@ def _invoke(
         str(target_path),
         "--log-path",
         str(log_path or target_path / "logs"),
-        # dbt's console stays quiet (warnings and errors); its full log is under log_path
+        # dbt's own console is off: its warnings and errors reach the process's log through
+        # DbtProgress (one format, written around a progress bar); its full log is under
+        # log_path. With -v dbt prints its info lines itself.
         "--log-level",
-        "warn" if not log.isEnabledFor(logging.DEBUG) else "info",
+        "info" if dbt_console else "none",
         "--log-level-file",
         "debug",
     ]
@@ -241,7 +245,7 @@ def _invoke(
     # a log line dbt cannot write (a full disk under target_path) would print a traceback per
     # line; the run's error says it once, naming the folder (see run_dbt)
     raise_exceptions, logging.raiseExceptions = logging.raiseExceptions, False
-    progress = DbtProgress(json_logs=json_logging())
+    progress = DbtProgress(json_logs=json_logging(), forward_warnings=not dbt_console)
     with _environment(environment):
         try:
             return dbtRunner(manifest=manifest, callbacks=[progress]).invoke(args)

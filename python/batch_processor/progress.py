@@ -33,6 +33,8 @@ def track(
 
 
 _NODE_LINES = {"level": logging.DEBUG}
+_DBT_LEVELS = {"warn": logging.WARNING, "error": logging.ERROR}  # dbt's events worth a line
+_dbt_log = logging.getLogger("batch_processor.dbt")
 
 
 def show_dbt_nodes(enabled: bool) -> None:
@@ -46,8 +48,9 @@ class DbtProgress:
     logs written above it), one log line per finished node elsewhere (CI, JSON logs). dbt
     calls it from its worker threads. Off (debug lines only) unless show_dbt_nodes(True)."""
 
-    def __init__(self, *, json_logs: bool = False) -> None:
+    def __init__(self, *, json_logs: bool = False, forward_warnings: bool = False) -> None:
         self._lock = threading.Lock()
+        self._forward = forward_warnings
         self._level = _NODE_LINES["level"]
         self._interactive = sys.stderr.isatty() and not json_logs and self._level == logging.INFO
         self._bar: tqdm[None] | None = None
@@ -57,6 +60,9 @@ class DbtProgress:
 
     def __call__(self, event: Any) -> None:
         name = event.info.name
+        level = _DBT_LEVELS.get(str(event.info.level))
+        if self._forward and level is not None and event.info.msg:
+            _dbt_log.log(level, "%s", str(event.info.msg).strip())
         if name not in {"LogStartLine", "NodeFinished"}:
             return
         with self._lock:
