@@ -25,6 +25,10 @@ start)
     port="${2:?usage: s3.sh start PORT}"
     server="$root/.venv/bin/moto_server"
     [ -x "$server" ] || { echo "s3.sh: $server is missing: run scripts/setup.sh" >&2; exit 1; }
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        echo "s3.sh: port $port is already taken: give another" >&2
+        exit 1
+    fi
     dir="$(mktemp -d /tmp/batch-processor-s3.XXXXXX)"
     "$server" -H 127.0.0.1 -p "$port" >"$dir/server.log" 2>&1 &
     pid=$!

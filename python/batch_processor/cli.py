@@ -276,10 +276,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--site", default=None, help="load only this site's files")
     run.add_argument(
         "--stop-on-error",
-        action="store_const",
-        const=True,
+        action=argparse.BooleanOptionalAction,
         default=None,
-        help="fail the batch (commit nothing) at the first bad file (setting stop_on_error)",
+        help="fail the batch (commit nothing) at the first bad file (setting stop_on_error; "
+        "--no-stop-on-error overrides a config file's true)",
     )
     run.add_argument(
         "--dry-run",
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and the batch ledger; self-contained, it opens offline",
         handler=_telemetry_report,
         epilog="exit codes: 0 written; 1 failed (e.g. no dataset is published there, or its "
-        "manifest does not verify); 2 usage error",
+        "current.json cannot be read); 2 usage error",
         config=False,
     )
     report.add_argument(

@@ -53,11 +53,13 @@ def command(
     settings: type[PipelineSettings] = PipelineSettings,
     epilog: str = EXIT_CODES_HELP,
     config: bool = True,
+    warehouse: bool = True,
     dbt_nodes: bool = True,
 ) -> argparse.ArgumentParser:
     """A leaf command: global options, its exit codes in ``--help``, and (``config``) the
-    --config and --warehouse options of its settings. ``dbt_nodes``: show dbt's node-by-node
-    progress while it runs (off for the long-lived worker, whose log is a line per task)."""
+    --config and (``warehouse``) --warehouse options of its settings. ``dbt_nodes``: show
+    dbt's node-by-node progress while it runs (off for the long-lived worker, whose log is a
+    line per task)."""
     parser: argparse.ArgumentParser = commands.add_parser(
         name, help=help, description=help[:1].upper() + help[1:] + ".", epilog=epilog
     )
@@ -70,6 +72,7 @@ def command(
             metavar="FILE",
             help=f"TOML config file ([{settings.config_table}] table; default ${CONFIG_ENV})",
         )
+    if config and warehouse:
         parser.add_argument(
             "--warehouse",
             dest="warehouse_path",

@@ -44,12 +44,37 @@ class _ConfigFileSource(PydanticBaseSettingsSource):
         return dict(_FILE_VALUES.get() or {})
 
 
+class _ByFieldName(PydanticBaseSettingsSource):
+    """A source whose values are keyed by field name: the environment gives the warehouse
+    under its variable's name (the alias), and the sources are merged key by key, so a flag
+    or a file's ``warehouse_path`` must meet it under the same key to override or yield."""
+
+    def __init__(
+        self, settings_cls: type[BaseSettings], source: PydanticBaseSettingsSource
+    ) -> None:
+        super().__init__(settings_cls)
+        self._source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._source.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        values = dict(self._source())
+        if WAREHOUSE_ENV in values:
+            values["warehouse_path"] = values.pop(WAREHOUSE_ENV)
+        return values
+
+
 class PipelineSettings(BaseSettings):
     """What every pipeline's settings have: where the warehouse is, how to log, how long to
     wait for another run's lock."""
 
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, extra="forbid", validate_by_name=True, validate_by_alias=True
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        env_ignore_empty=True,  # BATCH_PROCESSOR_X= (empty) means not set
     )
     config_table: ClassVar[str] = ""
 
@@ -77,7 +102,29 @@ class PipelineSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # first wins: flags (init), then the environment, then the config file
-        return (init_settings, env_settings, _ConfigFileSource(settings_cls))
+        return (
+            init_settings,
+            _ByFieldName(settings_cls, env_settings),
+            _ConfigFileSource(settings_cls),
+        )
+
+    def warehouse_for_dataset(self, output: Path) -> Path:
+        """``warehouse_for(output)`` for a command that publishes into ``output``, refusing
+        the default ``<output>/warehouse.duckdb`` when it does not exist but a dataset is
+        already published there: that dataset's state (what it holds, the watermark, the
+        dedup history) is in another warehouse, and a new empty one would republish it
+        without what it already holds. Before this version the default warehouse of the
+        products and papers commands was warehouse/batch_processor.duckdb."""
+        warehouse = self.warehouse_for(output)
+        published = output / "manifests" / "current.json"
+        if self.warehouse_path is None and not warehouse.exists() and published.exists():
+            raise ConfigError(
+                f"{output} holds a published dataset but not its warehouse {warehouse.name}: "
+                f"give the warehouse that built it with --warehouse (or "
+                f"{WAREHOUSE_ENV}); before this version the default was {DEFAULT_WAREHOUSE}, "
+                f"now it is <output>/warehouse.duckdb (move the file there to adopt it)"
+            )
+        return warehouse
 
     def warehouse_for(self, output: Path | None = None) -> Path:
         """The warehouse: the setting, else ``<output>/warehouse.duckdb`` (a dataset's history
@@ -316,9 +363,13 @@ class PapersSettings(PipelineSettings):
     def _sink_has_table(self) -> PapersSettings:
         if self.sink == "dynamodb" and not self.dynamodb_table:
             raise ValueError("sink dynamodb needs a table (--table NAME)")
-        if self.dynamodb_table and self.sink != "dynamodb":
-            raise ValueError("a DynamoDB table (--table) is for sink dynamodb (--sink dynamodb)")
         return self
+
+    @property
+    def table_of_sink(self) -> str | None:
+        """The DynamoDB table the batch writes to: none with the warehouse sink (a table a
+        config file names is then unused, so --sink warehouse works for one run)."""
+        return self.dynamodb_table if self.sink == "dynamodb" else None
 
 
 class CrmSettings(PipelineSettings):
@@ -334,4 +385,10 @@ class CrmSettings(PipelineSettings):
     )
     work_dir: Path | None = Field(
         default=None, description="dbt target folders (default: <warehouse dir>/crm-work)"
+    )
+    lock_timeout_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="how long a task waits for the warehouse another task or command holds "
+        "(tasks queue up behind each other: default 600 s)",
     )

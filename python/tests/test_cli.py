@@ -294,3 +294,33 @@ def test_the_cli_honours_the_warehouse_variable(tmp_path, monkeypatch, capsys):
     assert main(["telemetry", "load", "--input", str(batch.out_dir)]) == ExitCode.OK
     assert warehouse.exists()
     assert str(warehouse) in capsys.readouterr().out
+
+
+def test_the_warehouse_setting_follows_the_same_precedence(tmp_path, monkeypatch):
+    from batch_processor.config import load_telemetry_config
+
+    config = tmp_path / "c.toml"
+    config.write_text(f"[telemetry]\nwarehouse_path = '{tmp_path / 'file.duckdb'}'\n")
+    assert load_telemetry_config(config).warehouse_path == tmp_path / "file.duckdb"
+    monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(tmp_path / "env.duckdb"))
+    assert load_telemetry_config(config).warehouse_path == tmp_path / "env.duckdb"
+    flag = load_telemetry_config(config, warehouse_path=tmp_path / "flag.duckdb")
+    assert flag.warehouse_path == tmp_path / "flag.duckdb"
+    monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", "")  # empty: not set
+    monkeypatch.setenv("BATCH_PROCESSOR_LOCK_TIMEOUT_S", "")
+    loaded = load_telemetry_config(config)
+    assert (loaded.warehouse_path, loaded.lock_timeout_s) == (tmp_path / "file.duckdb", 0.0)
+
+
+def test_a_published_folder_without_its_warehouse_is_refused(tmp_path, capfd):
+    from batch_processor.products.generator import generate_products_export
+
+    export = generate_products_export(tmp_path / "in", rows=20, seed=1)
+    output = tmp_path / "out"
+    (output / "manifests").mkdir(parents=True)
+    (output / "manifests" / "current.json").write_text("{}")  # published by an older version
+    code = main(["products", "sync", "--input", str(export.path.parent), "--output", str(output)])
+    assert code == ExitCode.USAGE
+    err = capfd.readouterr().err
+    assert "holds a published dataset but not its warehouse" in err and "--warehouse" in err
+    assert not (output / "warehouse.duckdb").exists()

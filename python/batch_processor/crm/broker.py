@@ -38,7 +38,7 @@ from taskiq_nats import PullBasedJetStreamBroker
 
 from batch_processor.config import CrmSettings
 from batch_processor.crm import subjects
-from batch_processor.crm.etl import run_crm_task
+from batch_processor.crm.etl import LOCK_TIMEOUT_S, run_crm_task
 from batch_processor.crm.events import CompletionEvent
 from batch_processor.crm.tasks import TASKS, CrmTask
 
@@ -269,6 +269,7 @@ class WorkerContext:
     warehouse: Path
     input_dir: Path
     work: Path
+    lock_timeout_s: float = LOCK_TIMEOUT_S
     manifest: Any = None
     broker: CrmBroker | None = field(default=None, repr=False)
     tasks_done: int = 0
@@ -294,7 +295,13 @@ def register_tasks(broker: CrmBroker, context: WorkerContext) -> None:
             )
             try:
                 event = await asyncio.to_thread(
-                    run_crm_task, task, folder, context.warehouse, work, manifest=context.manifest
+                    run_crm_task,
+                    task,
+                    folder,
+                    context.warehouse,
+                    work,
+                    manifest=context.manifest,
+                    lock_timeout_s=context.lock_timeout_s,
                 )
                 event = event.model_copy(update={"task_id": task_id})
                 await publish_event(broker, task.subject, event)

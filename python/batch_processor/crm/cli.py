@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from batch_processor.cli_common import SubParsers, command
+from batch_processor.cli_common import SubParsers, command, lock_timeout_option
 from batch_processor.config import CrmSettings, PipelineSettings
 from batch_processor.errors import ConfigError, RunFailedError
 from batch_processor.exit_codes import GENERATE_EXIT_CODES_HELP, GROUP_EXIT_CODES_HELP, ExitCode
@@ -41,7 +41,7 @@ def _worker(args: argparse.Namespace, settings: CrmSettings) -> int:
 
     warehouse = settings.warehouse_for()
     work: Path = settings.work_dir or warehouse.parent / "crm-work"
-    run_worker(settings.nats_url, warehouse, settings.input_dir, work)
+    run_worker(settings.nats_url, warehouse, settings.input_dir, work, settings.lock_timeout_s)
     return ExitCode.OK
 
 
@@ -113,7 +113,13 @@ def _run(args: argparse.Namespace, settings: CrmSettings) -> int:
     warehouse = settings.warehouse_for()
     work: Path = settings.work_dir or warehouse.parent / "crm-work"
     folder: Path = args.input or settings.input_dir
-    event = run_crm_task(TASKS[args.task], folder.absolute(), warehouse.absolute(), work.absolute())
+    event = run_crm_task(
+        TASKS[args.task],
+        folder.absolute(),
+        warehouse.absolute(),
+        work.absolute(),
+        lock_timeout_s=settings.lock_timeout_s,
+    )
     print(event.model_dump_json())
     return ExitCode.OK if event.status == "ok" else ExitCode.FAILED
 
@@ -159,6 +165,7 @@ def add_crm_commands(domains: SubParsers) -> None:
         "finish; status: print the queue and the workers' status as JSON",
     )
     _nats_option(worker)
+    lock_timeout_option(worker, "the warehouse another task or command holds (default 600)")
     worker.add_argument(
         "--input",
         dest="input_dir",
@@ -181,6 +188,7 @@ def add_crm_commands(domains: SubParsers) -> None:
         handler=_enqueue,
         settings=CrmSettings,
         epilog=ENQUEUE_EXIT_HELP,
+        warehouse=False,
     )
     enqueue.add_argument("task", help="crm.orders, crm.customers, crm.leads, crm.customer_segments")
     enqueue.add_argument("--input", type=Path, default=None, help="export folder for this run")
@@ -230,6 +238,7 @@ def add_crm_commands(domains: SubParsers) -> None:
     run.add_argument(
         "--input", type=Path, default=None, help="export folder (default: setting input_dir)"
     )
+    lock_timeout_option(run, "the warehouse another task or command holds (default 600)")
     parity = command(
         commands,
         "parity",

@@ -108,16 +108,24 @@ async def _report_status(broker: CrmBroker, context: WorkerContext, started: str
         await asyncio.sleep(STATUS_EVERY_S)
 
 
-def _parse(warehouse: Path) -> Any:
+def _parse(warehouse: Path, lock_timeout_s: float) -> Any:
     """The project's manifest, parsed once for every task of this worker; dbt's saved parse
     in the warehouse's dbt folder is shared with the CLI, hence the lock."""
-    with warehouse_lock(warehouse, LOCK_TIMEOUT_S):
+    with warehouse_lock(warehouse, lock_timeout_s):
         return parse_project(warehouse)
 
 
-async def serve(url: str, warehouse: Path, input_dir: Path, work: Path) -> None:
-    context = WorkerContext(warehouse=warehouse, input_dir=input_dir, work=work)
-    context.manifest = await asyncio.to_thread(_parse, warehouse)
+async def serve(
+    url: str,
+    warehouse: Path,
+    input_dir: Path,
+    work: Path,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+) -> None:
+    context = WorkerContext(
+        warehouse=warehouse, input_dir=input_dir, work=work, lock_timeout_s=lock_timeout_s
+    )
+    context.manifest = await asyncio.to_thread(_parse, warehouse, lock_timeout_s)
     stop = asyncio.Event()
     lost = asyncio.Event()
 
@@ -176,8 +184,14 @@ async def serve(url: str, warehouse: Path, input_dir: Path, work: Path) -> None:
         raise RunFailedError("the NATS connection was closed for good")
 
 
-def run_worker(url: str, warehouse: Path, input_dir: Path, work: Path) -> None:
-    asyncio.run(serve(url, warehouse, input_dir, work))
+def run_worker(
+    url: str,
+    warehouse: Path,
+    input_dir: Path,
+    work: Path,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+) -> None:
+    asyncio.run(serve(url, warehouse, input_dir, work, lock_timeout_s))
 
 
 async def worker_status(url: str) -> dict[str, Any]:

@@ -38,9 +38,9 @@ def _handle_event(args: argparse.Namespace, settings: PapersSettings) -> int:
         raise ConfigError(f"{args.event}: cannot read the event as JSON: {error}") from error
     result = process_objects(
         objects_of_event(event),
-        settings.warehouse_for(args.output),
+        settings.warehouse_for_dataset(args.output),
         args.output,
-        dynamodb_table=settings.dynamodb_table,
+        dynamodb_table=settings.table_of_sink,
         lock_timeout_s=settings.lock_timeout_s,
     )
     return _finish(result.result_json())
@@ -52,9 +52,9 @@ def _load(args: argparse.Namespace, settings: PapersSettings) -> int:
 
     result = process_objects(
         [ObjectRef(args.input)],
-        settings.warehouse_for(args.output),
+        settings.warehouse_for_dataset(args.output),
         args.output,
-        dynamodb_table=settings.dynamodb_table,
+        dynamodb_table=settings.table_of_sink,
         lock_timeout_s=settings.lock_timeout_s,
     )
     return _finish(result.result_json())
@@ -63,13 +63,14 @@ def _load(args: argparse.Namespace, settings: PapersSettings) -> int:
 def _generate(args: argparse.Namespace, settings: PipelineSettings) -> int:
     from batch_processor.papers.generator import generate_papers_feed
 
+    if args.event and not args.upload:
+        raise ConfigError("--event names the S3 event of an --upload; give --upload s3://…")
+
     feed = generate_papers_feed(args.output, entries=args.entries, seed=args.seed)
     size = feed.path.stat().st_size / 1e6
     print(f"wrote {feed.entries:,} entries ({feed.papers:,} papers) to {feed.path} ({size:.1f} MB)")
     if args.upload:
         _upload(feed.path, args.upload, args.event)
-    elif args.event:
-        raise ConfigError("--event names the S3 event of an --upload; give --upload s3://…")
     return ExitCode.OK
 
 
@@ -87,8 +88,18 @@ def _upload(path: Path, target: str, event_file: Path | None) -> None:
     client = s3_client()
     try:
         client.head_bucket(Bucket=bucket)
-    except client.exceptions.ClientError:
-        client.create_bucket(Bucket=bucket)
+    except client.exceptions.ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in {"404", "NoSuchBucket"}:
+            raise  # e.g. 403: the bucket exists and is not ours to write
+        region = client.meta.region_name
+        client.create_bucket(
+            Bucket=bucket,
+            **(
+                {"CreateBucketConfiguration": {"LocationConstraint": region}}
+                if region and region != "us-east-1"
+                else {}
+            ),
+        )
     client.upload_file(str(path), bucket, key)
     print(f"uploaded it to {target}")
     if event_file is not None:

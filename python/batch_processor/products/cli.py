@@ -41,7 +41,7 @@ def _sync(args: argparse.Namespace, settings: ProductsSettings) -> int:
     source: str = args.input
     result = sync_products(
         source if is_postgres_url(source) else Path(source),
-        settings.warehouse_for(output),
+        settings.warehouse_for_dataset(output),
         output,
         limit=settings.limit,
         resume=args.resume,

@@ -87,7 +87,7 @@ class PostgresSource:
             pg = psycopg.connect(self.url, connect_timeout=10)
         except psycopg.Error as error:
             raise ConfigError(
-                f"--source {redact(self.url)}: cannot connect: {str(error).strip()}"
+                f"--input {redact(self.url)}: cannot connect: {str(error).strip()}"
             ) from error
         try:
             pg.read_only = True
@@ -101,7 +101,7 @@ class PostgresSource:
             missing = REQUIRED_COLUMNS - present
             if missing:
                 raise ConfigError(
-                    f"--source {self.label}: the table lacks required column(s) "
+                    f"--input {self.label}: the table lacks required column(s) "
                     + ", ".join(sorted(missing))
                 )
             without_cursor = self._count_without_cursor(pg)
@@ -114,7 +114,7 @@ class PostgresSource:
             cursor.close()
         except psycopg.Error as error:
             raise RunFailedError(
-                f"--source {self.label}: reading failed: {str(error).strip()}"
+                f"--input {self.label}: reading failed: {str(error).strip()}"
             ) from error
         finally:
             pg.close()
@@ -124,7 +124,7 @@ class PostgresSource:
         try:
             cursor = pg.execute(query)
         except psycopg.errors.UndefinedTable as error:
-            raise ConfigError(f"--source {redact(self.url)}: no table {self.table}") from error
+            raise ConfigError(f"--input {redact(self.url)}: no table {self.table}") from error
         return {column.name.lower() for column in cursor.description or []}
 
     def _count_without_cursor(self, pg: psycopg.Connection[Any]) -> int:

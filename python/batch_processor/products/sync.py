@@ -235,7 +235,7 @@ def _stored_watermark(warehouse: Path, source_name: str) -> Watermark | None:
 
 def _register(warehouse: Path, source: Path, result: SyncResult) -> None:
     if not source.is_dir():
-        raise ConfigError(f"--source {source}: not a folder of CSV / JSON lines exports")
+        raise ConfigError(f"--input {source}: not a folder of CSV / JSON lines exports")
     con = db.connect(warehouse)
     try:
         result.files = register_export(con, source)

@@ -220,11 +220,13 @@ def run_telemetry(
                 log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
         result.report_path = write_report(paths, config, result, started_at, input_dir)
         if result.commit is not None and config.quality_report:
-            result.quality_report_path = _quality_report(output_dir, result)
+            result.quality_report_path = _quality_report(output_dir, result, config)
     return result
 
 
-def _quality_report(output_dir: Path, result: TelemetryRunResult) -> Path | None:
+def _quality_report(
+    output_dir: Path, result: TelemetryRunResult, config: TelemetryConfig
+) -> Path | None:
     """The HTML quality report of the dataset just committed. The dataset and the batch
     report are already written: a page that cannot be made is a warning, not a failed batch
     (``batch-processor telemetry report`` makes it again)."""
@@ -232,7 +234,7 @@ def _quality_report(output_dir: Path, result: TelemetryRunResult) -> Path | None
 
     step = time.monotonic()
     try:
-        return write_quality_report(output_dir)
+        return write_quality_report(output_dir, memory_limit_mb=config.memory_limit_mb)
     except Exception as error:
         log.warning("the quality report could not be written: %s", error)
         return None

@@ -31,6 +31,7 @@ from batch_processor.reader import current_manifest, read_dataset
 
 REPORT_NAME = "quality_report.html"
 MAX_POINTS = 2000  # buckets per site and channel on the page; more are averaged
+NICE_STEPS = (5, 10, 15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080)  # minutes
 FLAG_COLOURS = ("#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 GAP_COLOUR = "rgba(120, 120, 120, 0.18)"
 NOT_CHANNELS = {"sample_count", "conflicting_cells", "coverage", "year", "month"}
@@ -72,14 +73,17 @@ def _step_minutes(con: duckdb.DuckDBPyConnection, site: str) -> tuple[int, int]:
         {"site": site},
     ).fetchall()[0]
     native_minutes = max(1, round(float(native)))
-    factor = max(1, math.ceil(int(buckets) / MAX_POINTS))
-    return native_minutes, native_minutes * factor
+    wanted = native_minutes * max(1, math.ceil(int(buckets) / MAX_POINTS))
+    # a coarser step that lines up with hours and days
+    step = next((s for s in NICE_STEPS if s >= wanted and s % native_minutes == 0), wanted)
+    return native_minutes, native_minutes if wanted == native_minutes else step
 
 
 def _series(
     con: duckdb.DuckDBPyConnection, site: str, channels: list[str], step: int
 ) -> dict[str, list[Any]]:
-    means = ", ".join(f'avg("{c}") as "{c}"' for c in channels)
+    quoted = [c.replace('"', '""') for c in channels]
+    means = ", ".join(f'avg("{c}") as "{c}"' for c in quoted)
     rows = con.execute(
         f"""
         select time_bucket(to_minutes($step), timestamp) as bucket_at, {means}
@@ -94,32 +98,18 @@ def _series(
 
 def _channel_flags(
     con: duckdb.DuckDBPyConnection, site: str, channels: list[str], step: int
-) -> list[tuple[str, str, datetime, float | None]]:
-    """(channel, flag, plotted bucket, channel's mean there) of every flagged reading."""
+) -> list[tuple[str, str, datetime]]:
+    """(channel, flag, plotted bucket) of every flagged reading of a device of the site."""
     points = _points()
     wanted = {points.get(c, c): c for c in channels}
     return [
-        (wanted[str(point)], str(flag), at, value)
-        for point, flag, at, value in con.execute(
+        (wanted[str(point)], str(flag), at)
+        for point, flag, at in con.execute(
             """
-            with flagged as (
-                select distinct
-                    time_bucket(to_minutes($step), d.timestamp) as bucket_at,
-                    r.point_id,
-                    flag
-                from dataset as d, unnest(d.device_readings) as u(r), unnest(r.quality_flags)
-                    as f(flag)
-                where d.site_id = $site and list_contains($points, r.point_id)
-            ),
-            values as (
-                select time_bucket(to_minutes($step), d.timestamp) as bucket_at, r.point_id,
-                    avg(r.value) as value
-                from dataset as d, unnest(d.device_readings) as u(r)
-                where d.site_id = $site and list_contains($points, r.point_id)
-                group by all
-            )
-            select f.point_id, f.flag, f.bucket_at, v.value
-            from flagged as f left join values as v using (bucket_at, point_id)
+            select distinct r.point_id, flag, time_bucket(to_minutes($step), d.timestamp)
+            from dataset as d, unnest(d.device_readings) as u(r), unnest(r.quality_flags)
+                as f(flag)
+            where d.site_id = $site and list_contains($points, r.point_id)
             order by all
             """,
             {"site": site, "step": step, "points": list(wanted)},
@@ -276,8 +266,13 @@ def _site_figures(
                 **axes(row),
             }
         )
+        plotted_at = dict(zip(series["bucket_at"], series[channel], strict=True))
         for flag in sorted(colours):
-            points = [(at, value) for c, f, at, value in flagged if c == channel and f == flag]
+            # on the line: the site-level value plotted (a sum or max over the site's devices),
+            # not the flagged device's own reading
+            points = [
+                (at, plotted_at.get(at)) for c, f, at in flagged if c == channel and f == flag
+            ]
             if points:
                 marker_trace(flag, [p[0] for p in points], [p[1] for p in points], row, size=7)
     layout["shapes"] = [
@@ -379,6 +374,7 @@ def _ledger_tables(reports: list[dict[str, Any]]) -> str:
     ]
     latest = next((r for r in reversed(reports) if r.get("ledger")), None)
     if latest is not None:
+        reasons = {f["path"]: f["reason"] for f in latest.get("files", {}).get("failed", [])}
         files = []
         for entry in latest["ledger"].get("files", []):
             cells = entry.get("cells", {})
@@ -394,7 +390,7 @@ def _ledger_tables(reports: list[dict[str, Any]]) -> str:
                     nulled,
                     cells.get("superseded", ""),
                     cells.get("blank", ""),
-                    entry.get("reason") or "",
+                    reasons.get(entry.get("relative_path", ""), ""),
                 ]
             )
         parts += [
@@ -436,10 +432,10 @@ th { background: #f3f3f3; } section.site { margin-bottom: 40px; }
 """
 
 
-def build_quality_report(output_dir: Path) -> str:
+def build_quality_report(output_dir: Path, memory_limit_mb: int = 1024) -> str:
     """The report's HTML for the dataset published in ``output_dir``."""
     manifest = current_manifest(output_dir)
-    con = duckdb.connect()
+    con = duckdb.connect(config={"memory_limit": f"{memory_limit_mb}MB"})
     try:
         con.execute("set TimeZone = 'UTC'")
         read_dataset(output_dir, connection=con).create_view("published")
@@ -493,10 +489,12 @@ def build_quality_report(output_dir: Path) -> str:
 """
 
 
-def write_quality_report(output_dir: Path, target: Path | None = None) -> Path:
+def write_quality_report(
+    output_dir: Path, target: Path | None = None, memory_limit_mb: int = 1024
+) -> Path:
     """Write the report (atomically) to ``target``; by default
     ``<output>/reports/quality_report.html``."""
     target = target or output_dir / "reports" / REPORT_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomic(target, build_quality_report(output_dir).encode("utf-8"))
+    replace_atomic(target, build_quality_report(output_dir, memory_limit_mb).encode("utf-8"))
     return target
