@@ -50,11 +50,11 @@ echo "== dbt docs: coverage (docs 100 %, column tests >= 50 %) and dbt-score (>=
     | tail -n 3
 
 echo "== sqlfluff"
-"$BIN/sqlfluff" lint models tests
+"$BIN/sqlfluff" lint models tests --processes 2
 
 echo "== pytest (2 workers: pytest-xdist; every test has its own warehouse and server ports)"
 started=$SECONDS
 unset BATCH_PROCESSOR_DUCKDB_PATH
-"$BIN/pytest" -n "${PYTEST_WORKERS:-2}" --dist worksteal "$@"
+"$BIN/pytest" -n "${PYTEST_WORKERS:-2}" --dist worksteal --durations=15 "$@"
 echo "== pytest took $((SECONDS - started)) s wall; CPU time of this script and its children:"
 times

@@ -36,6 +36,28 @@ for _name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
     del os.environ[_name]
 
 
+# the longest tests first: pytest-xdist's worksteal hands out the collection order, so a long
+# test collected last (test_readme.py, alphabetically late) would otherwise run alone at the
+# end while the other worker idles
+SLOW_FIRST = (
+    "test_readme.py",
+    "test_crash.py",
+    "test_crm.py",
+    "test_products_publish.py",
+    "test_products_postgres.py",
+    "test_products_inputs.py",
+    "test_products.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(autouse=True)
 def _private_default_warehouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own default warehouse (the one used when neither --warehouse,
