@@ -34,6 +34,9 @@ def require_shared(path: Path) -> Path:
 # tests may leak into them (a test that wants one sets it itself).
 for _name in [name for name in os.environ if name.startswith(ENV_PREFIX)]:
     del os.environ[_name]
+# the HTML quality report costs ~2 s a batch: only the tests of it (and the README's run,
+# which starts from a clean environment) make it
+os.environ[ENV_PREFIX + "QUALITY_REPORT"] = "false"
 
 
 # the longest tests first: pytest-xdist's worksteal hands out the collection order, so a long

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from batch_processor.config import load_telemetry_config
+from batch_processor.dbt_runner import batch_build
 from batch_processor.paths import PROJECT_ROOT
 from batch_processor.telemetry.loader import TelemetryLoader
 
@@ -36,9 +37,7 @@ def dbt_build(project: Path, warehouse: Path) -> subprocess.CompletedProcess[str
     return subprocess.run(
         [
             str(dbt),
-            "build",
-            "--select",
-            "+fct_telemetry_readings",
+            *batch_build("+fct_telemetry_readings"),  # what a batch runs (no ci_only tests)
             "--project-dir",
             str(project),
             "--profiles-dir",

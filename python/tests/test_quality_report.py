@@ -29,7 +29,9 @@ def _dataset_flags(output) -> set[str]:
 
 def test_the_report_is_written_after_a_batch_and_renders_offline(batch_copy, tmp_path):
     output = tmp_path / "out"
-    config = load_telemetry_config(warehouse_path=tmp_path / "w.duckdb", memory_limit_mb=512)
+    config = load_telemetry_config(
+        warehouse_path=tmp_path / "w.duckdb", memory_limit_mb=512, quality_report=True
+    )
     result = run_telemetry(config, batch_copy, output)
     page_path = output / "reports" / REPORT_NAME
     assert result.quality_report_path == page_path and page_path.exists()
