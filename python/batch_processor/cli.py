@@ -14,6 +14,7 @@ from batch_processor import __version__
 from batch_processor.cli_common import (
     add_global_options,
     command,
+    generate_command,
     lock_timeout_option,
     settings_flags,
 )
@@ -28,7 +29,6 @@ from batch_processor.crm.cli import add_crm_commands
 from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
 from batch_processor.exit_codes import (
     EXIT_CODES_HELP,
-    GENERATE_EXIT_CODES_HELP,
     GROUP_EXIT_CODES_HELP,
     ExitCode,
 )
@@ -230,15 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = telemetry.add_subparsers(dest="command", required=True)
 
-    gen = command(
+    gen = generate_command(
         commands,
-        "generate",
         help="write demo CSVs with injected faults and a ground-truth file",
         handler=_telemetry_generate,
-        epilog=GENERATE_EXIT_CODES_HELP,
-        config=False,
     )
-    gen.add_argument("--output", type=Path, required=True, help="folder to write into")
     gen.add_argument("--sites", type=int, default=2, help="number of sites (from the sites seed)")
     gen.add_argument(
         "--site-id",

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from batch_processor.config import CONFIG_ENV, ENV_PREFIX, WAREHOUSE_ENV, PipelineSettings
-from batch_processor.exit_codes import EXIT_CODES_HELP
+from batch_processor.exit_codes import EXIT_CODES_HELP, GENERATE_EXIT_CODES_HELP
 
 Handler = Callable[[argparse.Namespace, Any], int]
 if TYPE_CHECKING:
@@ -27,20 +27,19 @@ else:
 def add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
     """--log-format and --verbose. After the subcommand they are accepted too; there the
     default is "not given", so a value given before the subcommand is not reset."""
-    default: dict[str, Any] = {} if top_level else {"default": argparse.SUPPRESS}
     parser.add_argument(
         "--log-format",
         choices=["text", "json"],
+        default=None if top_level else argparse.SUPPRESS,
         help=f"text lines for people, one JSON object a line for machines "
         f"(setting log_format, {ENV_PREFIX}LOG_FORMAT; default text)",
-        **({"default": None} if top_level else default),
     )
     parser.add_argument(
         "-v",
         "--verbose",
         action="store_true",
+        default=False if top_level else argparse.SUPPRESS,
         help="debug logging",
-        **({"default": False} if top_level else default),
     )
 
 
@@ -88,14 +87,33 @@ def command(
 
 
 def lock_timeout_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """--lock-timeout; its help names the default of the command's own settings."""
+    default = parser.get_default("settings").model_fields["lock_timeout_s"].default
     parser.add_argument(
         "--lock-timeout",
         dest="lock_timeout_s",
         type=float,
         default=None,
         metavar="SECONDS",
-        help=f"wait this long for {what} (setting lock_timeout_s; default 0: fail at once)",
+        help=f"wait this long for {what} (setting lock_timeout_s; default {default:g} s"
+        + (": fail at once)" if not default else ")"),
     )
+
+
+def generate_command(
+    commands: SubParsers, *, help: str, handler: Handler, output_help: str = "folder to write into"
+) -> argparse.ArgumentParser:
+    """A pipeline's ``generate``: demo data written to --output, no settings of its own."""
+    parser = command(
+        commands,
+        "generate",
+        help=help,
+        handler=handler,
+        epilog=GENERATE_EXIT_CODES_HELP,
+        config=False,
+    )
+    parser.add_argument("--output", type=Path, required=True, help=output_help)
+    return parser
 
 
 def settings_flags(args: argparse.Namespace, settings: type[PipelineSettings]) -> dict[str, Any]:

@@ -28,7 +28,6 @@ ENV_PREFIX = "BATCH_PROCESSOR_"
 WAREHOUSE_ENV = ENV_PREFIX + "DUCKDB_PATH"  # dbt's profile reads the same variable
 CONFIG_ENV = ENV_PREFIX + "CONFIG"  # the config file, when --config is not given
 CONFIG_TABLES = ("telemetry", "products", "papers", "crm")  # the tables a config file holds
-CONFIG_TABLE = "telemetry"
 _DURATION = re.compile(r"(\d+)\s*(s|m|min|h|d|w)")
 _UNIT_SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
 _FILE_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("config_file_values", default=None)
@@ -263,7 +262,7 @@ class TelemetryConfig(PipelineSettings):
 
     @property
     def warehouse(self) -> Path:
-        return self.warehouse_path or DEFAULT_WAREHOUSE
+        return self.warehouse_for()
 
     @property
     def spill_directory(self) -> Path:
@@ -308,7 +307,7 @@ def config_file_table(path: Path | None, table: str) -> dict[str, Any]:
 def load_settings(cls: type[Settings], path: Path | None = None, **flags: Any) -> Settings:
     """``cls`` from its sources, lowest first: defaults, the config file's ``[cls.config_table]``,
     ``BATCH_PROCESSOR_<FIELD>`` environment variables, ``flags`` (CLI options; ``None`` means
-    not given). Any invalid value is a ConfigError naming the setting and where it came from."""
+    not given). Any invalid value is a ConfigError naming the setting and what is wrong."""
     file_values = config_file_table(path, cls.config_table)
     given = {name: value for name, value in flags.items() if value is not None}
     token = _FILE_VALUES.set(file_values)
@@ -322,8 +321,7 @@ def load_settings(cls: type[Settings], path: Path | None = None, **flags: Any) -
 
 
 def _setting_name(location: tuple[int | str, ...]) -> str:
-    name = ".".join(str(part) for part in location)
-    return "warehouse_path" if name == WAREHOUSE_ENV else name or "settings"
+    return ".".join(str(part) for part in location) or "settings"
 
 
 def load_telemetry_config(path: Path | None = None, **flags: Any) -> TelemetryConfig:

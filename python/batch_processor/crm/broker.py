@@ -36,7 +36,6 @@ from taskiq import AckableMessage, AsyncBroker, Context, TaskiqDepends
 from taskiq.kicker import AsyncKicker
 from taskiq_nats import PullBasedJetStreamBroker
 
-from batch_processor.config import CrmSettings
 from batch_processor.crm import subjects
 from batch_processor.crm.etl import LOCK_TIMEOUT_S, run_crm_task
 from batch_processor.crm.events import CompletionEvent
@@ -44,8 +43,6 @@ from batch_processor.crm.tasks import TASKS, CrmTask
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NATS_URL: str = CrmSettings.model_fields["nats_url"].default
-NATS_URL_ENV = "BATCH_PROCESSOR_NATS_URL"
 ACK_WAIT_ENV = "BATCH_PROCESSOR_NATS_ACK_WAIT_S"
 RECONNECT_WAIT_ENV = "BATCH_PROCESSOR_NATS_RECONNECT_WAIT_S"
 MAX_AGE_ENV = "BATCH_PROCESSOR_NATS_MAX_AGE_S"
@@ -60,10 +57,6 @@ PUBLISH_RETRY_S = 300.0  # a finished task's event waits this long for NATS to c
 
 def _setting(name: str, default: float) -> float:
     return float(os.environ.get(name, "") or default)
-
-
-def nats_url(explicit: str | None = None) -> str:
-    return explicit or os.environ.get(NATS_URL_ENV) or DEFAULT_NATS_URL
 
 
 def stream_limits() -> dict[str, Any]:

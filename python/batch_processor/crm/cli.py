@@ -8,10 +8,10 @@ import json
 import time
 from pathlib import Path
 
-from batch_processor.cli_common import SubParsers, command, lock_timeout_option
+from batch_processor.cli_common import SubParsers, command, generate_command, lock_timeout_option
 from batch_processor.config import CrmSettings, PipelineSettings
 from batch_processor.errors import ConfigError, RunFailedError
-from batch_processor.exit_codes import GENERATE_EXIT_CODES_HELP, GROUP_EXIT_CODES_HELP, ExitCode
+from batch_processor.exit_codes import GROUP_EXIT_CODES_HELP, ExitCode
 
 WORKER_EXIT_HELP = (
     "exit codes: 0 the worker drained and stopped (SIGTERM), or status printed; "
@@ -165,7 +165,7 @@ def add_crm_commands(domains: SubParsers) -> None:
         "finish; status: print the queue and the workers' status as JSON",
     )
     _nats_option(worker)
-    lock_timeout_option(worker, "the warehouse another task or command holds (default 600)")
+    lock_timeout_option(worker, "the warehouse another task or command holds")
     worker.add_argument(
         "--input",
         dest="input_dir",
@@ -212,15 +212,7 @@ def add_crm_commands(domains: SubParsers) -> None:
         "crm", help="CRM data: generate exports, check parity", epilog=GROUP_EXIT_CODES_HELP
     )
     commands = crm.add_subparsers(dest="command", required=True)
-    gen = command(
-        commands,
-        "generate",
-        help="write CRM exports (CSV) for a seed",
-        handler=_generate,
-        epilog=GENERATE_EXIT_CODES_HELP,
-        config=False,
-    )
-    gen.add_argument("--output", type=Path, required=True, help="folder to write into")
+    gen = generate_command(commands, help="write CRM exports (CSV) for a seed", handler=_generate)
     gen.add_argument("--customers", type=int, default=1000)
     gen.add_argument("--orders", type=int, default=1000)
     gen.add_argument("--leads", type=int, default=1000)
@@ -238,7 +230,7 @@ def add_crm_commands(domains: SubParsers) -> None:
     run.add_argument(
         "--input", type=Path, default=None, help="export folder (default: setting input_dir)"
     )
-    lock_timeout_option(run, "the warehouse another task or command holds (default 600)")
+    lock_timeout_option(run, "the warehouse another task or command holds")
     parity = command(
         commands,
         "parity",

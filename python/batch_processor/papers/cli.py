@@ -6,10 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from batch_processor.cli_common import SubParsers, command, lock_timeout_option
+from batch_processor.cli_common import SubParsers, command, generate_command, lock_timeout_option
 from batch_processor.config import PapersSettings, PipelineSettings
 from batch_processor.errors import ConfigError
-from batch_processor.exit_codes import GENERATE_EXIT_CODES_HELP, GROUP_EXIT_CODES_HELP, ExitCode
+from batch_processor.exit_codes import GROUP_EXIT_CODES_HELP, ExitCode
 
 EXIT_HELP = (
     "exit codes: 0 completed; 3 completed, but some records, objects or DynamoDB items failed "
@@ -156,15 +156,12 @@ def add_papers_commands(domains: SubParsers) -> None:
             help="the DynamoDB table of --sink dynamodb (setting dynamodb_table)",
         )
         lock_timeout_option(parser, "another run holding the output or warehouse")
-    gen = command(
+    gen = generate_command(
         commands,
-        "generate",
         help="write a gzipped Atom feed of generated entries",
         handler=_generate,
-        epilog=GENERATE_EXIT_CODES_HELP,
-        config=False,
+        output_help="the .xml.gz file to write",
     )
-    gen.add_argument("--output", type=Path, required=True, help="the .xml.gz file to write")
     gen.add_argument("--entries", type=int, default=10_000, help="entries to write")
     gen.add_argument("--seed", type=int, default=1, help="same seed, same file")
     gen.add_argument(

@@ -6,9 +6,9 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batch_processor.cli_common import SubParsers, command, lock_timeout_option
+from batch_processor.cli_common import SubParsers, command, generate_command, lock_timeout_option
 from batch_processor.config import PipelineSettings, ProductsSettings
-from batch_processor.exit_codes import GENERATE_EXIT_CODES_HELP, GROUP_EXIT_CODES_HELP, ExitCode
+from batch_processor.exit_codes import GROUP_EXIT_CODES_HELP, ExitCode
 from batch_processor.products.postgres_source import is_postgres_url
 
 _DEFAULTS = ProductsSettings.model_fields
@@ -162,15 +162,9 @@ def add_products_commands(domains: SubParsers) -> None:
     )
     lock_timeout_option(sync, "another sync of the same warehouse")
 
-    gen = command(
-        commands,
-        "generate",
-        help="write a deterministic products export (CSV)",
-        handler=_generate,
-        epilog=GENERATE_EXIT_CODES_HELP,
-        config=False,
+    gen = generate_command(
+        commands, help="write a deterministic products export (CSV)", handler=_generate
     )
-    gen.add_argument("--output", type=Path, required=True, help="folder to write into")
     gen.add_argument("--rows", type=int, default=10_000, help="rows to write")
     gen.add_argument("--seed", type=int, default=1, help="same seed, same file")
     gen.add_argument("--tie-group", type=int, default=1, help="rows that share one src_updated_at")

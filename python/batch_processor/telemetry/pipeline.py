@@ -118,11 +118,11 @@ def run_telemetry(
         raise RunFailedError(f"input folder not found: {input_dir}")
     # dbt resolves relative paths against the project, not the caller's folder
     input_dir, output_dir = input_dir.absolute(), output_dir.absolute()
-    if config.warehouse_path is not None:
-        config = config.model_copy(update={"warehouse_path": config.warehouse_path.absolute()})
+    # the dataset's history lives with the dataset unless a warehouse is given
+    config = config.model_copy(
+        update={"warehouse_path": config.warehouse_for(output_dir).absolute()}
+    )
     paths = DatasetPaths(output_dir)
-    if config.warehouse_path is None:  # the dataset's history lives with the dataset
-        config = config.model_copy(update={"warehouse_path": output_dir / "warehouse.duckdb"})
     started_at = datetime.now(UTC)
     result = TelemetryRunResult(batch_id=str(uuid.uuid4()), dry_run=dry_run)
     with run_locks(output_dir, config.warehouse, config.lock_timeout_s):
