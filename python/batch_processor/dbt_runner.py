@@ -1,9 +1,12 @@
 """The one way the project runs dbt: in-process, one invocation per batch.
 
-dbt works in one target folder per warehouse (``target_dir``), so that every batch after the
-first reuses dbt's saved parse (partial parsing) instead of parsing the project again. The
-project is parsed without the batch's vars (a changed --vars would force a full parse);
-they are given to the build, with the parsed manifest, and dbt renders them when it compiles.
+The project is parsed in one folder per checkout (``parse_dir``), shared by every warehouse:
+the profile attaches each warehouse under the same catalog name (``db.WAREHOUSE_CATALOG``)
+and the parse runs without the variables that name a warehouse or a batch, so dbt's saved
+parse fits them all and only the first parse of a checkout is a full one; the others are
+partial (dbt re-reads only changed files). The batch's vars and paths are given to the
+build, with the parsed manifest, and dbt renders them when it compiles. Each warehouse's
+builds run in its own folder (``target_dir``).
 After the run, the batch's artifacts (run_results.json, manifest.json) are copied into the
 batch's own folder, so that a later dbt command can never overwrite the ones a batch reads.
 """
@@ -26,6 +29,7 @@ from batch_processor.errors import ConfigError, RunFailedError
 from batch_processor.logs import json_logging
 from batch_processor.paths import PROJECT_ROOT
 from batch_processor.progress import DbtProgress
+from batch_processor.run_lock import exclusive
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +146,14 @@ def vars_argument(dbt_vars: Mapping[str, Any]) -> str:
 
 
 @contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
+def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """``values`` set in the environment (None: unset) for the block, then restored."""
     saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
+    for key, value in values.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     try:
         yield
     finally:
@@ -192,18 +201,27 @@ ARTIFACTS = ("run_results.json", "manifest.json")
 
 
 def target_dir(warehouse: Path) -> Path:
-    """dbt's working folder for ``warehouse`` and this checkout of the project: the saved
-    parse names this warehouse's catalog and the project's own files (a seed is read from
-    the folder it was parsed in), so it is never shared between warehouses or between two
-    checkouts; the warehouse lock guards it."""
+    """dbt's working folder for the builds of ``warehouse`` from this checkout (compiled
+    SQL, the latest run's artifacts); the warehouse lock guards it."""
     checkout = hashlib.sha256(str(PROJECT_ROOT).encode()).hexdigest()[:12]
     return warehouse.with_name(warehouse.name + ".dbt") / checkout
+
+
+def parse_dir() -> Path:
+    """dbt's saved parse of this checkout, shared by all its warehouses: it names the
+    project's own files (a seed is read from the folder it was parsed in), so each checkout
+    has its own, in its git-ignored ``target/`` folder."""
+    return PROJECT_ROOT / "target" / "parse"
+
+
+PARSE_LOCK_TIMEOUT_S = 600.0  # a full parse takes 10-30 s; processes of one checkout queue
+_ENV_PREFIX = "BATCH_PROCESSOR_"
 
 
 def _invoke(
     command: list[str],
     *,
-    warehouse: Path,
+    warehouse: Path | None,
     target_path: Path,
     log_path: Path | None = None,
     dbt_vars: Mapping[str, Any] | None = None,
@@ -211,7 +229,10 @@ def _invoke(
     memory_limit_mb: int | None = None,
     manifest: Any = None,
 ) -> Any:
-    """``dbt <command…>`` in this process against ``warehouse``; dbt's own result object."""
+    """``dbt <command…>`` in this process against ``warehouse``; dbt's own result object.
+    Without a warehouse (the parse) every ``BATCH_PROCESSOR_*`` variable is unset, so the
+    profile and the macros see their defaults: the saved parse never depends on which
+    warehouse, memory limit or staging folder a batch uses."""
     from dbt.cli.main import dbtRunner  # imported here: dbt takes ~2 s to import
 
     dbt_console = log.isEnabledFor(logging.DEBUG)
@@ -238,7 +259,11 @@ def _invoke(
         args += ["--vars", vars_argument(dbt_vars)]
     if json_logging():  # dbt prints its own console lines: keep them one JSON object each
         args += ["--log-format", "json"]
-    environment = {"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse), **(dbt_env or {})}
+    environment: dict[str, str | None]
+    if warehouse is None:
+        environment = dict.fromkeys(k for k in os.environ if k.startswith(_ENV_PREFIX))
+    else:
+        environment = {"BATCH_PROCESSOR_DUCKDB_PATH": str(warehouse), **(dbt_env or {})}
     if memory_limit_mb is not None:
         environment["BATCH_PROCESSOR_MEMORY_LIMIT"] = f"{memory_limit_mb}MB"
     log.info("dbt %s", " ".join(command))
@@ -281,9 +306,10 @@ def run_dbt(
     """Run ``dbt <command…>`` against ``warehouse`` and collect every node's result; the
     caller holds the warehouse's lock. ``manifest`` (from ``parse_project``) is used as is: a
     long-lived process parses once. Without it, the project is parsed first, incrementally
-    (see the module's docstring). dbt's artifacts and log of this run end up in
-    ``target_path`` (default: the warehouse's dbt folder). Paths are made absolute first:
-    dbt resolves a relative path against the project, not the caller's folder."""
+    (see the module's docstring; ``dbt_env`` is not part of the parse). dbt's artifacts and
+    log of this run end up in ``target_path`` (default: the warehouse's dbt folder). Paths
+    are made absolute first: dbt resolves a relative path against the project, not the
+    caller's folder."""
     warehouse = warehouse.absolute()
     work = target_dir(warehouse)
     artifacts = (target_path or work).absolute()
@@ -292,7 +318,7 @@ def run_dbt(
             (folder / name).unlink(missing_ok=True)
     if manifest is None:
         try:
-            manifest = _parsed_project(warehouse, artifacts / "logs", dbt_env)
+            manifest = _parsed_project(artifacts / "logs")
         except RunFailedError as parse_error:
             return DbtRun(success=False, target_path=artifacts, nodes=[], error=str(parse_error))
     result = _invoke(
@@ -370,7 +396,7 @@ def ensure_tables(
 
 
 _PROJECT_FOLDERS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
-_PARSED: dict[tuple[str, str], Any] = {}  # (catalog, project state) -> manifest
+_PARSED: dict[str, Any] = {}  # project state -> manifest
 
 
 def _project_state() -> str:
@@ -404,33 +430,32 @@ def _project_state() -> str:
     return digest.hexdigest()
 
 
-def _parsed_project(
-    warehouse: Path, log_path: Path | None = None, dbt_env: Mapping[str, str] | None = None
-) -> Any:
-    """The project's manifest for ``warehouse``. A process parses once per catalog (the
-    warehouse's file name, which the manifest's relations name) while the project is
-    unchanged; otherwise dbt parses, incrementally from the warehouse's saved parse."""
-    key = (warehouse.stem, _project_state())
+def _parsed_project(log_path: Path | None = None) -> Any:
+    """The project's manifest, for every warehouse. A process parses once while the project
+    is unchanged; otherwise dbt parses, incrementally from the checkout's saved parse, under
+    its lock (two processes of one checkout would otherwise write it at once)."""
+    key = _project_state()
     if key not in _PARSED:
-        work = target_dir(warehouse)
-        parsed = _invoke(
-            ["parse"], warehouse=warehouse, target_path=work, log_path=log_path, dbt_env=dbt_env
-        )
+        work = parse_dir()
+        with exclusive(work / ".lock", f"dbt's saved parse in {work}", PARSE_LOCK_TIMEOUT_S):
+            # --no-write-json: the saved parse is partial_parse.msgpack; nobody reads this
+            # folder's manifest.json (each run writes its own), and writing it costs ~1 CPU-s
+            parsed = _invoke(
+                ["parse", "--no-write-json"], warehouse=None, target_path=work, log_path=log_path
+            )
         if not parsed.success:
             raise RunFailedError(
                 _error_text(parsed.exception, work) or "dbt could not parse the project"
             )
-        for stale in [k for k in _PARSED if k[0] == key[0]]:
-            del _PARSED[stale]
+        _PARSED.clear()
         _PARSED[key] = parsed.result
     return _PARSED[key]
 
 
-def parse_project(warehouse: Path) -> Any:
-    """Parse the dbt project (incrementally, in the warehouse's dbt folder) and keep it for
-    this process; the manifest to pass to ``run_dbt``, for the same ``warehouse``. The
-    caller holds the warehouse's lock."""
+def parse_project() -> Any:
+    """Parse the dbt project (incrementally, from the checkout's saved parse) and keep it
+    for this process; the manifest to pass to ``run_dbt``, for any warehouse."""
     try:
-        return _parsed_project(warehouse.absolute())
+        return _parsed_project()
     except RunFailedError as error:
         raise RuntimeError(f"dbt parse failed: {error}") from error

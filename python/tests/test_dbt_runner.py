@@ -6,9 +6,13 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 
 from batch_processor import dbt_runner
+from batch_processor.config import STAGING_DIR_ENV
+from batch_processor.db import WAREHOUSE_CATALOG
 from batch_processor.dbt_runner import run_dbt, target_dir
+from batch_processor.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -20,21 +24,25 @@ def _log(folder: Path) -> str:
 def test_later_batches_reuse_the_parse_and_render_their_own_vars(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The first run on a warehouse parses the project; the next one in the same process
-    does not parse at all, and one in a new process parses incrementally from the saved
-    parse, although every run's --vars differ; each run's SQL shows its own values. Each
+    """The first run parses the project; the next one in the same process does not parse at
+    all, and one in a new process parses incrementally from the saved parse, although every
+    run has its own warehouse, --vars, memory limit and staging folder (a file named after
+    one of the project's schemas among them); each run's SQL shows its own values. Each
     run's artifacts land in its own folder and a later run never overwrites them."""
     monkeypatch.setattr(dbt_runner, "_PARSED", {})  # as in a new process
-    warehouse = tmp_path / "w.duckdb"
+    monkeypatch.setattr(dbt_runner, "parse_dir", lambda: tmp_path / "parse")
+    monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(tmp_path / "elsewhere.duckdb"))
     runs = {}
-    for name in ("first", "second", "third"):
+    for number, name in enumerate(("first", "second", "third")):
         if name == "third":
             monkeypatch.setattr(dbt_runner, "_PARSED", {})
         runs[name] = run_dbt(
             ["compile", "--select", "papers"],
-            warehouse=warehouse,
+            warehouse=tmp_path / ("crm.duckdb" if name == "second" else f"{name}.duckdb"),
             target_path=tmp_path / name,
             dbt_vars={"papers_trace_id": f"trace-of-the-{name}-batch"},
+            dbt_env={STAGING_DIR_ENV: str(tmp_path / f"staging-{name}")},
+            memory_limit_mb=500 + number,
         )
         assert runs[name].success, runs[name].error
     assert "Unable to do partial parsing because saved manifest not found" in _log(
@@ -51,7 +59,18 @@ def test_later_batches_reuse_the_parse_and_render_their_own_vars(
         assert results["metadata"]["invocation_id"] == run.invocation_id
         assert (tmp_path / name / "manifest.json").exists()
     assert len({run.invocation_id for run in runs.values()}) == 3
-    assert (target_dir(warehouse) / "partial_parse.msgpack").exists()
+    assert (tmp_path / "parse" / "partial_parse.msgpack").exists()
+    assert not (target_dir(tmp_path / "first.duckdb") / "partial_parse.msgpack").exists()
+    assert not (tmp_path / "elsewhere.duckdb").exists()
+
+
+def test_the_profile_attaches_the_warehouse_under_the_catalog_python_uses() -> None:
+    """dbt's relations and the Python side's connections name one catalog."""
+    profile = yaml.safe_load((PROJECT_ROOT / "profiles.yml").read_text())
+    target = profile["batch_processor"]["outputs"]["dev"]
+    assert target["database"] == WAREHOUSE_CATALOG
+    assert [a["alias"] for a in target["attach"]] == [WAREHOUSE_CATALOG]
+    assert target["settings"]["search_path"] == f"{WAREHOUSE_CATALOG}.main"
 
 
 def test_a_run_that_fails_before_writing_results_shows_none_of_the_previous_run(

@@ -43,7 +43,6 @@ from batch_processor.crm.etl import LOCK_TIMEOUT_S
 from batch_processor.crm.events import HANDLERS, EventHandler
 from batch_processor.dbt_runner import parse_project
 from batch_processor.errors import RunFailedError
-from batch_processor.run_lock import warehouse_lock
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +107,6 @@ async def _report_status(broker: CrmBroker, context: WorkerContext, started: str
         await asyncio.sleep(STATUS_EVERY_S)
 
 
-def _parse(warehouse: Path, lock_timeout_s: float) -> Any:
-    """The project's manifest, parsed once for every task of this worker; dbt's saved parse
-    in the warehouse's dbt folder is shared with the CLI, hence the lock."""
-    with warehouse_lock(warehouse, lock_timeout_s):
-        return parse_project(warehouse)
-
-
 async def serve(
     url: str,
     warehouse: Path,
@@ -125,7 +117,7 @@ async def serve(
     context = WorkerContext(
         warehouse=warehouse, input_dir=input_dir, work=work, lock_timeout_s=lock_timeout_s
     )
-    context.manifest = await asyncio.to_thread(_parse, warehouse, lock_timeout_s)
+    context.manifest = await asyncio.to_thread(parse_project)  # once, for every task
     stop = asyncio.Event()
     lost = asyncio.Event()
 

@@ -198,7 +198,7 @@ def deliver_pending(
             stats.error = f"DynamoDB table {table}: cannot create a client: {error}"
             log.error("%s", stats.error)
     con = db.connect(warehouse)
-    outbox = con.cursor()  # acknowledgements go in while the pending items stream
+    outbox = db.cursor(con)  # acknowledgements go in while the pending items stream
     try:
         for chunk in batched(_pending_items(con, table), ITEMS_PER_REQUEST):
             stats.write_batches += 1
