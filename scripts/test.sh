@@ -3,6 +3,7 @@
 # unit tests) on freshly generated data, sqlfluff lint, pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { echo "== [${SECONDS} s] $*"; }  # a section's heading, with the time so far
 scripts/setup.sh
 
 BIN=.venv/bin
@@ -12,17 +13,17 @@ mkdir -p "$WORK"
 # every command below (and dbt) works in this one warehouse; pytest's tests make their own
 export BATCH_PROCESSOR_DUCKDB_PATH="$PWD/$WORK/ci.duckdb"
 
-echo "== ruff"
+step "ruff"
 "$BIN/ruff" check python benchmarks
-echo "== mypy"
+step "mypy"
 "$BIN/mypy"
 
-echo "== dbt build on a fresh warehouse (no data: what a newcomer's bare dbt build does)"
+step "dbt build on a fresh warehouse (no data: what a newcomer's bare dbt build does)"
 DBT=("$BIN/dbt" --log-level warn)
 DBT_DIRS=(--project-dir . --profiles-dir . --target-path "$WORK/dbt" --log-path "$WORK/dbt/logs")
 "${DBT[@]}" build "${DBT_DIRS[@]}"
 
-echo "== every pipeline's generated data into that warehouse, then dbt build with every test"
+step "every pipeline's generated data into that warehouse, then dbt build with every test"
 ok_or_rejects() {  # 3: completed with rejects (the generated data carries faults on purpose)
     set +e; "$@"; local code=$?; set -e
     if [ "$code" -ne 0 ] && [ "$code" -ne 3 ]; then echo "failed (exit $code): $*" >&2; exit "$code"; fi
@@ -40,7 +41,7 @@ ok_or_rejects "$BIN/batch-processor" telemetry load --input "$WORK/telemetry-in"
 # models, seeds, every data test (the ci_only ones too: batches skip them) and the unit tests
 "${DBT[@]}" build "${DBT_DIRS[@]}"
 
-echo "== dbt docs: coverage (docs 100 %, column tests >= 50 %) and dbt-score (>= 9.0)"
+step "dbt docs: coverage (docs 100 %, column tests >= 50 %) and dbt-score (>= 9.0)"
 "${DBT[@]}" docs generate --no-compile "${DBT_DIRS[@]}"  # the build's manifest, this catalog
 "$BIN/dbt-coverage" compute doc --project-dir . --run-artifacts-dir "$WORK/dbt" \
     --cov-report "$WORK/coverage-doc.json" --cov-fail-under 1.0 | grep -E "^Total"
@@ -49,10 +50,10 @@ echo "== dbt docs: coverage (docs 100 %, column tests >= 50 %) and dbt-score (>=
 "$BIN/dbt-score" lint --manifest "$WORK/dbt/manifest.json" --fail-project-under 9.0 --show failing-rules \
     | tail -n 3
 
-echo "== sqlfluff"
+step "sqlfluff"
 "$BIN/sqlfluff" lint models tests --processes 2
 
-echo "== pytest (2 workers: pytest-xdist; every test has its own warehouse and server ports)"
+step "pytest (2 workers: pytest-xdist; every test has its own warehouse and server ports)"
 started=$SECONDS
 unset BATCH_PROCESSOR_DUCKDB_PATH
 "$BIN/pytest" -n "${PYTEST_WORKERS:-2}" --dist worksteal --durations=15 "$@"
