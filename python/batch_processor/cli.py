@@ -26,7 +26,12 @@ from batch_processor.config import (
     load_settings,
 )
 from batch_processor.crm.cli import add_crm_commands
-from batch_processor.errors import BatchProcessorError, ConfigError, RunFailedError
+from batch_processor.errors import (
+    BatchProcessorError,
+    ConfigError,
+    DatasetStateError,
+    RunFailedError,
+)
 from batch_processor.exit_codes import (
     EXIT_CODES_HELP,
     GROUP_EXIT_CODES_HELP,
@@ -63,6 +68,19 @@ def _telemetry_generate(args: argparse.Namespace, settings: PipelineSettings) ->
     return ExitCode.OK
 
 
+def output_location(text: str) -> Path | str:
+    """An --output: ``s3://bucket/prefix`` stays a URI (a Path would fold its ``//``)."""
+    from batch_processor.dataset_store import is_remote, split_s3_uri
+
+    if is_remote(text):
+        try:
+            split_s3_uri(text)
+        except DatasetStateError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+        return text.rstrip("/")
+    return Path(text)
+
+
 def _telemetry_run(args: argparse.Namespace, config: TelemetryConfig) -> int:
     from batch_processor.telemetry.pipeline import run_telemetry
 
@@ -92,7 +110,7 @@ def _telemetry_run(args: argparse.Namespace, config: TelemetryConfig) -> int:
             f"{len(manifest['dataset_files'])} file(s); flags: "
             + (", ".join(f"{k} {v:,}" for k, v in flags.items()) or "none")
         )
-        print(f"  manifest: {args.output / 'manifests' / 'current.json'}")
+        print(f"  manifest: {result.dataset_current}")
     print("  timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items()))
     print(f"  report: {result.report_path}")
     if result.quality_report_path is not None:
@@ -268,7 +286,22 @@ def build_parser() -> argparse.ArgumentParser:
         settings=TelemetryConfig,
     )
     run.add_argument("--input", type=Path, required=True, help="folder of raw CSVs (read only)")
-    run.add_argument("--output", type=Path, required=True, help="output folder (the dataset)")
+    run.add_argument(
+        "--output",
+        type=output_location,
+        required=True,
+        help="the dataset: an output folder, or s3://BUCKET/PREFIX (through the standard AWS "
+        "settings; the manifest and current.json are committed with S3 conditional writes)",
+    )
+    run.add_argument(
+        "--work-dir",
+        dest="work_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="for an s3:// output: the local folder of staging, dbt artifacts, reports and the "
+        "warehouse (setting work_dir; default warehouse/s3/BUCKET/PREFIX)",
+    )
     run.add_argument("--site", default=None, help="load only this site's files")
     run.add_argument(
         "--stop-on-error",

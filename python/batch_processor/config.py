@@ -155,6 +155,13 @@ class TelemetryConfig(PipelineSettings):
     temp_directory: Path | None = Field(
         default=None, description="DuckDB spill folder (default: next to the warehouse)"
     )
+    work_dir: Path | None = Field(
+        default=None,
+        description="for an s3:// --output: the local folder of the run's staging, dbt "
+        "artifacts, reports and (unless --warehouse) warehouse; default "
+        "warehouse/s3/<bucket>/<prefix>. It moves with the dataset: its warehouse holds the "
+        "history the next batch builds on",
+    )
     max_reject_ratio: float = Field(
         default=0.5,
         ge=0.0,
@@ -263,6 +270,13 @@ class TelemetryConfig(PipelineSettings):
     @property
     def warehouse(self) -> Path:
         return self.warehouse_for()
+
+    def work_dir_for(self, output: str) -> Path:
+        """The local folder of an ``s3://`` output: the setting, else
+        ``warehouse/s3/<bucket>/<prefix>`` next to the default warehouse."""
+        from batch_processor.dataset_store import default_work_dir
+
+        return self.work_dir or default_work_dir(output, DEFAULT_WAREHOUSE.parent)
 
     @property
     def spill_directory(self) -> Path:

@@ -1,4 +1,4 @@
-"""The layout of a published output folder and its atomic commit, shared by every pipeline.
+"""The layout of a published output and its atomic commit, shared by every pipeline.
 
 <output>/data/<partition folders>/part-….parquet   the files of committed batches
 <output>/manifests/manifest-<batch_id>.json       one per committed batch, never replaced
@@ -7,6 +7,12 @@
 <output>/.staging/<batch_id>/…                     a batch's files before the commit
 <output>/.lock                                     one writer at a time
 
+The published part (``data/``, ``manifests/``) lives in a store
+(``batch_processor.dataset_store``): the output folder itself, or an ``s3://bucket/prefix``
+whose local work folder then holds ``.staging``, reports and the warehouse. The same protocol
+runs on both; a store only has to publish a file whole, create an object only if it is new,
+and swap ``current.json`` only if it is still the version the run read.
+
 Nothing is deleted without proof: a run builds only on a ``current.json`` whose checksum
 verifies (a missing one with data present, unreadable JSON or a failed checksum stops the run;
 ``repair_current`` rebuilds the pointer from the newest valid manifest), and a data file is
@@ -14,11 +20,14 @@ removed only when it is named ``part-<batch_id>-…`` for a batch known to be ou
 of ours, a staging folder, or the caller's record of its batches) and no verified manifest
 references it. Any other file is left in place and reported.
 
-The commit (one writer, under the output lock): each staged file is fsynced and moved
-(rename, same filesystem) into ``data/``; the manifest is created whole and never replaced;
-``current.json`` is swapped in with rename(2), the commit point: readers that follow it see
-the old dataset or the new one, never a mix. The files the *previous* commit superseded are
-deleted after it; a superseded file stays one commit longer (``superseded_files``) so that a
+The commit (one writer per folder, under the output lock; on S3, any number of writers):
+each staged file is published into ``data/`` under its unique name (a folder: fsync and
+rename; S3: a PUT that refuses to replace); the manifest is created whole and never
+replaced; ``current.json`` is swapped in, the commit point, only if it is still the version
+the run built on: readers that follow it see the old dataset or the new one, never a mix,
+and of two racing committers exactly one wins (the other's files are removed again). The
+files the *previous* commit superseded are deleted after it; a superseded file stays one
+commit longer (``superseded_files``) so that a
 reader that listed the previous manifest can still finish.
 """
 
@@ -29,14 +38,15 @@ import logging
 import os
 import shutil
 import signal
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from batch_processor.durable import create_exclusive, fsync_dir, fsync_file, replace_atomic
+from batch_processor.dataset_store import CommitConflictError, DatasetStore, LocalStore
 from batch_processor.errors import DatasetStateError
 from batch_processor.manifest_common import (
     checksum_ok,
@@ -47,12 +57,38 @@ from batch_processor.manifest_common import (
 log = logging.getLogger(__name__)
 
 CRASH_ENV = "BATCH_PROCESSOR_CRASH_AT"  # fault injection for the crash tests only
+PAUSE_ENV = "BATCH_PROCESSOR_PAUSE_AT"  # "<point>:<file>": wait there until <file> exists
+DATA = "data/"
+MANIFESTS = "manifests/"
+CURRENT = "manifests/current.json"
 MAX_FILE_SIZE = "256MB"  # stage_parquet splits a larger partition into several files
+
+
+def manifest_key(batch_id: str) -> str:
+    return f"{MANIFESTS}manifest-{batch_id}.json"
 
 
 @dataclass(frozen=True)
 class DatasetPaths:
+    """``root`` is the local folder of a run's staging and reports (and, by default, its
+    warehouse); ``store`` holds the published dataset: by default ``root`` itself."""
+
     root: Path
+    store: DatasetStore = field(default=None, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            object.__setattr__(self, "store", LocalStore(self.root))
+
+    @property
+    def location(self) -> str:
+        """Where the dataset is published: the folder, or ``s3://bucket/prefix``."""
+        return self.store.location
+
+    @property
+    def shared(self) -> bool:
+        """The store is not guarded by this folder's lock (S3: writers on other machines)."""
+        return not (isinstance(self.store, LocalStore) and self.store.root == self.root)
 
     @property
     def data(self) -> Path:
@@ -123,33 +159,92 @@ def stage_parquet(
     )
 
 
+REPORTS = "reports/"
+
+
+def publish_report(paths: DatasetPaths, report: Path | None) -> None:
+    """A report written in the local folder, also put next to a dataset in a shared store
+    (``reports/<name>``): readers of the bucket see why a batch failed. Best effort."""
+    if report is None or not paths.shared:
+        return
+    try:
+        paths.store.put(REPORTS + report.name, report.read_bytes())
+    except (OSError, DatasetStateError) as exc:
+        log.warning("the report %s could not be put into %s: %s", report, paths.location, exc)
+
+
 def crash_point(name: str) -> None:
-    """Die like a SIGKILL here when the crash tests ask for it."""
+    """Die like a SIGKILL here when the crash tests ask for it; or, for the race tests, wait
+    here until a file appears (``<file>.reached`` says that this point was reached)."""
     if os.environ.get(CRASH_ENV) == name:
         os.kill(os.getpid(), signal.SIGKILL)
+    point, _, release = os.environ.get(PAUSE_ENV, "").partition(":")
+    if point == name and release:
+        Path(release + ".reached").touch()
+        deadline = time.monotonic() + 300
+        while not Path(release).exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
 
 
 REPAIR_HINT = "run `batch-processor repair --output {root}` to rebuild it from the manifests"
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
-    """A manifest file, parsed and checked: unreadable, invalid JSON or a checksum that does
-    not match its body raise DatasetStateError naming the file."""
+def parse_manifest(body: bytes, where: str) -> dict[str, Any]:
+    """A manifest's bytes, parsed and checked: invalid JSON or a checksum that does not match
+    its body raise DatasetStateError naming ``where``."""
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DatasetStateError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from exc
+        document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise DatasetStateError(f"{path}: not a valid JSON manifest ({exc})") from exc
+        raise DatasetStateError(f"{where}: not a valid JSON manifest ({exc})") from exc
     if not isinstance(document, dict) or not checksum_ok(document):
         raise DatasetStateError(
-            f"{path}: the manifest's checksum does not match its content (edited or damaged)"
+            f"{where}: the manifest's checksum does not match its content (edited or damaged)"
         )
     return document
 
 
-def data_files(paths: DatasetPaths) -> list[Path]:
-    return sorted(p for p in paths.data.rglob("*") if p.is_file()) if paths.data.exists() else []
+def load_manifest(path: Path) -> dict[str, Any]:
+    """A manifest file, parsed and checked (``parse_manifest``); unreadable raises too."""
+    try:
+        body = path.read_bytes()
+    except OSError as exc:
+        raise DatasetStateError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from exc
+    return parse_manifest(body, str(path))
+
+
+def _read_manifest(store: DatasetStore, key: str) -> tuple[dict[str, Any], str] | None:
+    found = store.read(key)
+    if found is None:
+        return None
+    return parse_manifest(found[0], store.uri(key)), found[1]
+
+
+def data_keys(paths: DatasetPaths) -> dict[str, int]:
+    """The published data files, relative to ``data/``, with their sizes."""
+    return {key.removeprefix(DATA): size for key, size in paths.store.sizes(DATA).items()}
+
+
+def read_current_version(paths: DatasetPaths) -> tuple[dict[str, Any] | None, str | None]:
+    """``read_current``, with the version of current.json that a commit must still find."""
+    try:
+        found = _read_manifest(paths.store, CURRENT)
+    except DatasetStateError as exc:
+        raise DatasetStateError(f"{exc}; " + REPAIR_HINT.format(root=paths.location)) from exc
+    if found is not None:
+        return found
+    staged = _staged_batches(paths)
+    present = [
+        name
+        for name in sorted(data_keys(paths))
+        if not staged.intersection(_batch_candidates(name.rsplit("/", 1)[-1]))
+    ]
+    if present:  # files that are not those of an interrupted first commit
+        raise DatasetStateError(
+            f"{paths.store.uri(CURRENT)} is missing but {paths.store.uri(DATA)} holds "
+            f"{len(present)} file(s) (e.g. {present[0]}); the run stops so that nothing is "
+            "deleted; " + REPAIR_HINT.format(root=paths.location)
+        )
+    return None, None
 
 
 def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
@@ -158,36 +253,25 @@ def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
     there: a first commit that was interrupted before its commit point). Anything else a run
     must not build on raises DatasetStateError: deleting or re-listing files on an
     unverified pointer loses data."""
-    if not paths.current.exists():
-        staged = _staged_batches(paths)
-        found = [f for f in data_files(paths) if not staged.intersection(_batch_candidates(f.name))]
-        if found:  # files that are not those of an interrupted first commit
-            raise DatasetStateError(
-                f"{paths.current} is missing but {paths.data} holds {len(found)} file(s) "
-                f"(e.g. {found[0]}); the run stops so that nothing is deleted; "
-                + REPAIR_HINT.format(root=paths.root)
-            )
-        return None
-    try:
-        return load_manifest(paths.current)
-    except DatasetStateError as exc:
-        raise DatasetStateError(f"{exc}; " + REPAIR_HINT.format(root=paths.root)) from exc
+    return read_current_version(paths)[0]
 
 
 def check_listed_files(paths: DatasetPaths, manifest: dict[str, Any]) -> None:
     """Every file a manifest is about to carry forward must still be there, with its size."""
-    missing = []
-    for entry in manifest.get("dataset_files", []):
-        path = paths.data / entry["path"]
-        if not path.is_file() or path.stat().st_size != entry.get(
-            "size_bytes", path.stat().st_size
-        ):
-            missing.append(entry["path"])
+    entries = manifest.get("dataset_files", [])
+    present = data_keys(paths) if entries else {}
+    missing = [
+        entry["path"]
+        for entry in entries
+        if entry["path"] not in present
+        or present[entry["path"]] != entry.get("size_bytes", present[entry["path"]])
+    ]
     if missing:
         raise DatasetStateError(
-            f"{len(missing)} file(s) of the dataset are missing or changed in {paths.data} "
-            f"(e.g. {missing[0]}); nothing was committed. Restore them, or republish with "
-            "--rebuild-all (telemetry) so that no manifest lists a file that is not there"
+            f"{len(missing)} file(s) of the dataset are missing or changed in "
+            f"{paths.store.uri(DATA)} (e.g. {missing[0]}); nothing was committed. Restore them, "
+            "or republish with --rebuild-all (telemetry) so that no manifest lists a file that "
+            "is not there"
         )
 
 
@@ -199,36 +283,45 @@ def repair_current(paths: DatasetPaths) -> dict[str, Any]:
     batch and let the next run delete its files). A manifest of a batch whose staging folder
     is still there never reached its commit point and is not a candidate. A current.json
     that verifies is left as it is; if files it lists are missing, that is an error."""
-    if paths.current.exists():
+    store = paths.store
+    current = store.read(CURRENT)
+    if current is not None:
         try:
-            manifest = load_manifest(paths.current)
+            manifest = parse_manifest(current[0], store.uri(CURRENT))
         except DatasetStateError as exc:
             log.warning("repairing: %s", exc)
         else:
             check_listed_files(paths, manifest)
-            log.info("%s is valid; nothing to repair", paths.current)
+            log.info("%s is valid; nothing to repair", store.uri(CURRENT))
             return manifest
     staged = _staged_batches(paths)
     candidates = []
     problems = []
-    for path in sorted(paths.manifests.glob("manifest-*.json")) if paths.manifests.exists() else []:
-        batch = path.name.removeprefix("manifest-").removesuffix(".json")
-        if batch in staged:
+    for key in sorted(store.sizes(MANIFESTS)):
+        name = key.removeprefix(MANIFESTS)
+        if not (name.startswith("manifest-") and name.endswith(".json")):
+            continue
+        if name.removeprefix("manifest-").removesuffix(".json") in staged:
             continue
         try:
-            manifest = load_manifest(path)
+            found = _read_manifest(store, key)
         except DatasetStateError as exc:
             problems.append(str(exc))
             continue
-        candidates.append((str(manifest.get("created_at", "")), path.name, manifest))
+        if found is not None:
+            candidates.append((str(found[0].get("created_at", "")), name, found[0]))
     if not candidates:
         detail = "; ".join(problems[:3]) or "no manifest-*.json of a committed batch"
-        raise DatasetStateError(f"{paths.manifests}: no valid manifest to repair from ({detail})")
+        raise DatasetStateError(
+            f"{store.uri(MANIFESTS)}: no valid manifest to repair from ({detail})"
+        )
     _, name, manifest = max(candidates, key=lambda c: (c[0], c[1]))
     check_listed_files(paths, manifest)
     body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
-    replace_atomic(paths.current, body)
-    log.warning("repaired %s from %s (batch %s)", paths.current, name, manifest.get("batch_id"))
+    store.swap(CURRENT, body, current[1] if current else None)
+    log.warning(
+        "repaired %s from %s (batch %s)", store.uri(CURRENT), name, manifest.get("batch_id")
+    )
     return manifest
 
 
@@ -240,61 +333,71 @@ def referenced(manifest: dict[str, Any] | None) -> set[str]:
     return {f["path"] for f in manifest["dataset_files"] + manifest.get("superseded_files", [])}
 
 
+_UNREAD = "unread"  # commit_files: no version given, read the current one
+
+
 def commit_files(
     paths: DatasetPaths,
     batch_id: str,
     manifest: dict[str, Any],
     previous: dict[str, Any] | None,
     *,
-    after_commit: Callable[[Path], None] | None = None,
-) -> Path:
-    """Move the staged files of ``batch_id`` into ``data/`` and publish ``manifest`` as the
-    current dataset. ``after_commit(manifest_path)`` runs after the commit point (to record
-    it in the warehouse); nothing after that point can undo the commit, so a later error is
-    logged and left to the next run's ``remove_leftovers``. Returns the manifest's path."""
+    expected_version: str | None = _UNREAD,
+    after_commit: Callable[[str], None] | None = None,
+) -> str:
+    """Publish the staged files of ``batch_id`` into ``data/`` and ``manifest`` as the
+    current dataset, if current.json is still ``expected_version`` (the version the batch was
+    built on; by default the one found now, which the output lock keeps still for a local
+    folder). Else CommitConflictError, after removing what this call published: the dataset
+    is as the other writer left it. ``after_commit(manifest_uri)`` runs after the commit
+    point (to record it in the warehouse); nothing after that point can undo the commit, so
+    a later error is logged and left to the next run's ``remove_leftovers``. Returns the
+    manifest's path or URI."""
+    store = paths.store
     staging = paths.staging(batch_id)
     staged = sorted(staging.rglob("*.parquet")) if staging.exists() else []
-    paths.data.mkdir(parents=True, exist_ok=True)
-    paths.manifests.mkdir(parents=True, exist_ok=True)
+    if expected_version == _UNREAD:
+        expected_version = read_current_version(paths)[1]
     written = {source.relative_to(staging).as_posix() for source in staged}
     check_listed_files(
         paths,
         {"dataset_files": [f for f in manifest["dataset_files"] if f["path"] not in written]},
     )
+    key = manifest_key(batch_id)
+    published: list[str] = []
+    try:
+        crash_point("before_move")
+        for index, source in enumerate(staged):
+            target = DATA + source.relative_to(staging).as_posix()
+            store.publish_file(target, source)
+            published.append(target)
+            if index == 0:
+                crash_point("after_first_move")
+        store.flush()
 
-    crash_point("before_move")
-    new_dirs: set[Path] = set()
-    for index, source in enumerate(staged):
-        fsync_file(source)
-        target = paths.data / source.relative_to(staging)
-        folder = target.parent
-        while folder != paths.data and not folder.exists():
-            new_dirs.add(folder)
-            folder = folder.parent
-        target.parent.mkdir(parents=True, exist_ok=True)
-        source.replace(target)
-        new_dirs.add(target.parent)
-        if index == 0:
-            crash_point("after_first_move")
-    for folder in sorted(new_dirs | {d.parent for d in new_dirs}, key=lambda d: -len(d.parts)):
-        fsync_dir(folder)  # deepest first: files, then the folders that name them
-    fsync_dir(paths.data)
-
-    crash_point("before_manifest")
-    manifest_path = paths.manifest(batch_id)
-    body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
-    create_exclusive(manifest_path, body)
-    crash_point("before_current")
-    replace_atomic(paths.current, body)  # the commit point: nothing below may undo it
+        crash_point("before_manifest")
+        body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
+        store.create(key, body)
+        published.append(key)
+        crash_point("before_current")
+        store.swap(CURRENT, body, expected_version)  # the commit point: nothing below undoes it
+    except CommitConflictError as conflict:
+        for leftover in published:  # ours (this batch's unique names), never referenced
+            store.delete(leftover)
+        raise CommitConflictError(
+            f"batch {batch_id} was not committed: {conflict}; {paths.location} is as the other "
+            "writer left it, and this batch's files were removed again"
+        ) from conflict
     crash_point("after_current")
 
     try:
         if after_commit is not None:
-            after_commit(manifest_path)
+            after_commit(store.uri(key))
         live = referenced(manifest)
         for entry in previous.get("superseded_files", []) if previous else []:
             if entry["path"] not in live:
-                (paths.data / entry["path"]).unlink(missing_ok=True)
+                store.delete(DATA + entry["path"])
+        store.flush()
         shutil.rmtree(staging, ignore_errors=True)
     except Exception as exc:  # committed: the next run's clean-up finishes the work
         log.warning(
@@ -302,7 +405,7 @@ def commit_files(
             batch_id,
             exc,
         )
-    return manifest_path
+    return store.uri(key)
 
 
 def _staged_batches(paths: DatasetPaths) -> set[str]:
@@ -325,28 +428,30 @@ def remove_leftovers(paths: DatasetPaths, keep_manifest: Callable[[str], bool]) 
     (``keep_manifest(batch_id)`` says which of those to keep, and that a batch is ours).
     A data file is ours when its name is ``part-<batch_id>-…`` and the batch is known (kept
     by ``keep_manifest``, with a manifest or a staging folder here); any other file is left
-    in place with a warning. Returns what was removed."""
+    in place with a warning.
+    A shared store (S3, where other machines may be mid-commit) proves less: there a batch is
+    ours only by this folder's staging or ``keep_manifest``, never by a manifest alone.
+    Returns what was removed."""
+    store = paths.store
     current = read_current(paths)
     removed: list[str] = []
     live = referenced(current)
     staged_batches = _staged_batches(paths)
-    manifest_batches = (
-        {
-            p.name.removeprefix("manifest-").removesuffix(".json")
-            for p in paths.manifests.glob("manifest-*.json")
-        }
-        if paths.manifests.exists()
-        else set()
-    )
+    manifest_names = [key.removeprefix(MANIFESTS) for key in sorted(store.sizes(MANIFESTS))]
+    manifest_batches = {
+        name.removeprefix("manifest-").removesuffix(".json")
+        for name in manifest_names
+        if name.startswith("manifest-")
+    }
     foreign: list[str] = []
-    known = staged_batches | manifest_batches
-    for path in data_files(paths):
-        relative = str(PurePosixPath(path.relative_to(paths.data).as_posix()))
+    known = staged_batches if paths.shared else staged_batches | manifest_batches
+    for relative in sorted(data_keys(paths)):
         if relative in live:
             continue
-        if any(b in known or keep_manifest(b) for b in _batch_candidates(path.name)):
-            path.unlink()
-            removed.append(str(path))
+        name = relative.rsplit("/", 1)[-1]
+        if any(b in known or keep_manifest(b) for b in _batch_candidates(name)):
+            store.delete(DATA + relative)
+            removed.append(store.uri(DATA + relative))
         else:
             foreign.append(relative)
     if foreign:
@@ -354,25 +459,23 @@ def remove_leftovers(paths: DatasetPaths, keep_manifest: Callable[[str], bool]) 
             "%d file(s) in %s are not listed by the current manifest and not known to be ours; "
             "left in place (e.g. %s)",
             len(foreign),
-            paths.data,
+            store.uri(DATA),
             foreign[0],
         )
-    if paths.staging_root.exists():
+    for name in manifest_names:
+        batch = name.removeprefix("manifest-").removesuffix(".json")
+        uncommitted = (
+            name.startswith("manifest-")
+            and not keep_manifest(batch)
+            and (current is None or batch != current["batch_id"])
+            and (not paths.shared or batch in staged_batches)
+        )
+        if (name.startswith(".") and not paths.shared) or uncommitted:
+            store.delete(MANIFESTS + name)
+            removed.append(store.uri(MANIFESTS + name))
+    store.flush()
+    if paths.staging_root.exists():  # last: a staging folder is what proves a batch ours
         for leftover in sorted(paths.staging_root.iterdir()):
             shutil.rmtree(leftover, ignore_errors=True)
             removed.append(str(leftover))
-    if paths.manifests.exists():
-        for manifest in sorted(paths.manifests.iterdir()):
-            batch = manifest.name.removeprefix("manifest-").removesuffix(".json")
-            uncommitted = (
-                manifest.name.startswith("manifest-")
-                and not keep_manifest(batch)
-                and (current is None or batch != current["batch_id"])
-            )
-            if manifest.name.startswith(".") or uncommitted:
-                manifest.unlink()
-                removed.append(str(manifest))
-    for folder in (paths.data, paths.manifests):
-        if folder.exists():
-            fsync_dir(folder)
     return removed

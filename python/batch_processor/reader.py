@@ -1,26 +1,41 @@
 """Read a published telemetry dataset the way downstream code should: through its current
 manifest, never by globbing the folder (a glob would also see files a crashed or running
-batch left behind).
+batch left behind). The dataset is an output folder or an ``s3://bucket/prefix``.
 
     from batch_processor.reader import read_dataset, read_dataset_arrow
     relation = read_dataset("demo/output")               # a DuckDB relation
     table = read_dataset_arrow("demo/output").to_table()  # a pyarrow dataset
+    relation = read_dataset("s3://bucket/telemetry")     # the same, on S3
+
+S3 is reached through the standard AWS settings (``AWS_ENDPOINT_URL``, ``AWS_REGION`` or
+``AWS_DEFAULT_REGION``, credentials): pyarrow's own S3 filesystem, which DuckDB reads through
+as an fsspec filesystem (DuckDB's httpfs extension cannot be installed on a machine without
+access to extensions.duckdb.org; with it, ``read_parquet`` of the same URIs works as well).
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
+import os
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from batch_processor.checksums import sha256_file
-from batch_processor.dataset_commit import DatasetPaths
+from batch_processor.dataset_commit import CURRENT, DATA, parse_manifest
+from batch_processor.dataset_store import (
+    S3_SCHEME,
+    DatasetStore,
+    LocalStore,
+    is_remote,
+    open_store,
+)
 from batch_processor.db import literal_path
-from batch_processor.errors import BatchProcessorError
+from batch_processor.errors import BatchProcessorError, DatasetStateError
 
 PARTITION_SCHEMA = pa.schema(
     [("site_id", pa.string()), ("year", pa.int32()), ("month", pa.int32())]
@@ -31,31 +46,77 @@ class DatasetError(BatchProcessorError):
     """The dataset cannot be read as its manifest describes it."""
 
 
-def current_manifest(output_dir: Path | str) -> dict[str, Any]:
-    paths = DatasetPaths(Path(output_dir))
-    if not paths.current.exists():
-        raise DatasetError(f"no published dataset: {paths.current} does not exist")
-    manifest: dict[str, Any] = json.loads(paths.current.read_text(encoding="utf-8"))
-    return manifest
+def s3_filesystem() -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem on the standard AWS settings (pyarrow itself does not read
+    ``AWS_ENDPOINT_URL``; its credential chain is the SDK's)."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    options: dict[str, Any] = {}
+    if endpoint:
+        options["endpoint_override"] = endpoint
+    if region:
+        options["region"] = region
+    return pafs.S3FileSystem(**options)
 
 
-def dataset_files(output_dir: Path | str, *, verify: bool = False) -> list[Path]:
-    """The files of the current manifest, optionally checked against their sha256."""
-    paths = DatasetPaths(Path(output_dir))
-    manifest = current_manifest(output_dir)
+def _store(location: Path | str) -> DatasetStore:
+    return open_store(str(location) if is_remote(location) else Path(location))
+
+
+def current_manifest(location: Path | str) -> dict[str, Any]:
+    """The dataset's current manifest, its checksum verified."""
+    store = _store(location)
+    try:
+        found = store.read(CURRENT)
+        if found is None:
+            raise DatasetError(f"no published dataset: {store.uri(CURRENT)} does not exist")
+        return parse_manifest(found[0], store.uri(CURRENT))
+    except DatasetStateError as exc:
+        raise DatasetError(str(exc)) from exc
+
+
+def _sha256(store: DatasetStore, key: str) -> str | None:
+    if isinstance(store, LocalStore):  # streamed: a file may be large
+        path = Path(store.uri(key))
+        return sha256_file(path) if path.is_file() else None
+    found = store.read(key)
+    return hashlib.sha256(found[0]).hexdigest() if found is not None else None
+
+
+def dataset_files(location: Path | str, *, verify: bool = False) -> list[str]:
+    """The files of the current manifest (paths, or s3:// URIs), optionally checked against
+    their sha256 (which reads every file)."""
+    store = _store(location)
+    manifest = current_manifest(location)
     files = []
     for entry in manifest["dataset_files"]:
-        path = paths.data / entry["path"]
-        if verify and (not path.exists() or sha256_file(path) != entry["sha256"]):
-            raise DatasetError(f"{path} is missing or does not match its sha256 in the manifest")
-        files.append(path)
+        key = DATA + entry["path"]
+        if verify and _sha256(store, key) != entry["sha256"]:
+            raise DatasetError(
+                f"{store.uri(key)} is missing or does not match its sha256 in the manifest"
+            )
+        files.append(store.uri(key))
     if not files:
-        raise DatasetError(f"the current manifest of {output_dir} lists no files")
+        raise DatasetError(f"the current manifest of {location} lists no files")
     return files
 
 
+class _S3ForDuckDB:
+    """pyarrow's S3 filesystem as the fsspec filesystem DuckDB routes ``s3://`` to."""
+
+    @staticmethod
+    def register(con: duckdb.DuckDBPyConnection) -> None:
+        from fsspec.implementations.arrow import ArrowFSWrapper
+
+        class S3(ArrowFSWrapper):  # type: ignore[misc]
+            protocol = "s3"
+
+        if "s3" not in con.list_filesystems():
+            con.register_filesystem(S3(s3_filesystem()))
+
+
 def read_dataset(
-    output_dir: Path | str,
+    location: Path | str,
     *,
     verify: bool = False,
     connection: duckdb.DuckDBPyConnection | None = None,
@@ -63,7 +124,11 @@ def read_dataset(
     """The dataset as a DuckDB relation, with site_id, year and month from the partitions."""
     con = connection or duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    files = [literal_path(f) for f in dataset_files(output_dir, verify=verify)]
+    files = dataset_files(location, verify=verify)
+    if is_remote(location):
+        _S3ForDuckDB.register(con)
+    else:
+        files = [literal_path(Path(f)) for f in files]
     return con.sql(
         "select * from read_parquet($files, hive_partitioning = true, "
         "hive_types = {'site_id': 'VARCHAR', 'year': 'INTEGER', 'month': 'INTEGER'})",
@@ -71,13 +136,19 @@ def read_dataset(
     )
 
 
-def read_dataset_arrow(output_dir: Path | str, *, verify: bool = False) -> pads.Dataset:
+def read_dataset_arrow(location: Path | str, *, verify: bool = False) -> pads.Dataset:
     """The dataset as a pyarrow dataset over exactly the manifest's files."""
-    paths = DatasetPaths(Path(output_dir))
-    files = [str(f) for f in dataset_files(output_dir, verify=verify)]
+    files = dataset_files(location, verify=verify)
+    base = _store(location).uri(DATA).rstrip("/")
+    filesystem = None
+    if is_remote(location):
+        filesystem = s3_filesystem()
+        files = [f.removeprefix(S3_SCHEME) for f in files]
+        base = base.removeprefix(S3_SCHEME)
     return pads.dataset(
         files,
         format="parquet",
+        filesystem=filesystem,
         partitioning=pads.partitioning(PARTITION_SCHEMA, flavor="hive"),
-        partition_base_dir=str(paths.data),
+        partition_base_dir=base,
     )

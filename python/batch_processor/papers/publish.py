@@ -139,6 +139,6 @@ def publish_partitions(
         )
     finally:
         con.close()
-    manifest_path = commit_files(paths, trace_id, manifest, previous)
+    manifest_path = Path(commit_files(paths, trace_id, manifest, previous))
     log.info("published papers batch %s: %d file(s)", trace_id, len(output_files))
     return manifest_path

@@ -43,7 +43,7 @@ def _change_log_rows(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _record_snapshot(
-    con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path, change_log_rows: int
+    con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path | str, change_log_rows: int
 ) -> None:
     con.execute(
         f"insert or ignore into {SNAPSHOTS} values ($b, $m, $n, now())",
@@ -142,10 +142,10 @@ def publish_snapshot(
     finally:
         con.close()
 
-    def record(manifest_path: Path) -> None:
+    def record(manifest_path: str) -> None:
         with db.connect(warehouse) as con:
             _record_snapshot(con, sync_id, manifest_path, change_log_rows)
 
-    manifest_path = commit_files(paths, sync_id, manifest, previous, after_commit=record)
+    manifest_path = Path(commit_files(paths, sync_id, manifest, previous, after_commit=record))
     log.info("published products snapshot %s: %d file(s)", sync_id, len(output_files))
     return manifest_path

@@ -31,17 +31,17 @@ def describe_files(base: Path, files: list[Path]) -> list[dict[str, Any]]:
     """Per file: path relative to ``base``, partition, rows, bytes, sha256, time range, and
     how many rows carry each quality flag (measured on the file itself)."""
     described = describe_partitioned_files(base, files, PARTITION_KEYS, range_column="timestamp")
-    return with_flag_counts(base, described)
+    return with_flag_counts(str(base), described)
 
 
-def with_flag_counts(base: Path, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """``entries`` with each file's flag counts, read from the files that lack them (the
-    entries of manifests written before files carried their counts)."""
+def with_flag_counts(base: str, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries`` with each file's flag counts, read from the files under ``base`` (a folder)
+    that lack them (the entries of manifests written before files carried their counts)."""
     missing = [e for e in entries if FLAGS not in e]
     if not missing:
         return entries
     counts: dict[str, dict[str, int]] = {e["path"]: {} for e in missing}
-    by_file = {str(base / e["path"]): e["path"] for e in missing}
+    by_file = {str(Path(base) / e["path"]): e["path"] for e in missing}
     con = duckdb.connect()
     try:
         for filename, flag, count in con.execute(

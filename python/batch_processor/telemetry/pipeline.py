@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from batch_processor.config import TelemetryConfig
-from batch_processor.dataset_commit import DatasetPaths
+from batch_processor.dataset_commit import CURRENT, DatasetPaths, publish_report
+from batch_processor.dataset_store import is_remote, open_store
 from batch_processor.dbt_runner import DbtRun, batch_build, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
@@ -47,6 +48,7 @@ class TelemetryRunResult:
     report_path: Path | None = None
     quality_report_path: Path | None = None
     accounting: dict[str, Any] | None = None  # telemetry.ledger.batch_accounting
+    dataset_current: str | None = None  # the dataset's current.json (a path or an s3:// URI)
 
     @property
     def conflicts(self) -> int:
@@ -102,10 +104,17 @@ def _require_balanced(accounting: dict[str, Any] | None) -> dict[str, Any]:
     return accounting
 
 
+def output_paths(config: TelemetryConfig, output: Path | str) -> DatasetPaths:
+    """An output folder, or an ``s3://bucket/prefix`` with its local work folder."""
+    if is_remote(output):
+        return DatasetPaths(config.work_dir_for(str(output)).absolute(), open_store(output))
+    return DatasetPaths(Path(output).absolute())
+
+
 def run_telemetry(
     config: TelemetryConfig,
     input_dir: Path,
-    output_dir: Path,
+    output: Path | str,
     *,
     only_site: str | None = None,
     dry_run: bool = False,
@@ -113,16 +122,18 @@ def run_telemetry(
 ) -> TelemetryRunResult:
     """One batch. ``rebuild_all`` rebuilds the marts from scratch (the history is never
     rebuilt) and republishes every partition: the way to bring a dataset published by an
-    older version to the current schema."""
+    older version to the current schema. ``output`` is a folder or ``s3://bucket/prefix``
+    (``output_paths``)."""
     if not input_dir.is_dir():
         raise RunFailedError(f"input folder not found: {input_dir}")
     # dbt resolves relative paths against the project, not the caller's folder
-    input_dir, output_dir = input_dir.absolute(), output_dir.absolute()
-    # the dataset's history lives with the dataset unless a warehouse is given
+    input_dir = input_dir.absolute()
+    paths = output_paths(config, output)
+    output_dir = paths.root
+    # the dataset's history lives with the dataset (its work folder) unless a warehouse is given
     config = config.model_copy(
         update={"warehouse_path": config.warehouse_for(output_dir).absolute()}
     )
-    paths = DatasetPaths(output_dir)
     started_at = datetime.now(UTC)
     result = TelemetryRunResult(batch_id=str(uuid.uuid4()), dry_run=dry_run)
     with run_locks(output_dir, config.warehouse, config.lock_timeout_s):
@@ -130,7 +141,7 @@ def run_telemetry(
         failure: dict[str, Any] | None = None
         try:
             step = time.monotonic()
-            reconcile(paths, config.warehouse)
+            reconciled = reconcile(paths, config.warehouse)
             result.timings["reconcile_s"] = time.monotonic() - step
 
             step = time.monotonic()
@@ -191,7 +202,12 @@ def run_telemetry(
                 abandon_batch(paths, config.warehouse, result.batch_id)
             else:
                 result.commit = commit_batch(
-                    paths, config.warehouse, result.batch_id, target_path, accounting
+                    paths,
+                    config.warehouse,
+                    result.batch_id,
+                    target_path,
+                    accounting,
+                    reconciled.current_version,
                 )
             result.timings["commit_s"] = time.monotonic() - step
         except Exception as exc:
@@ -206,6 +222,7 @@ def run_telemetry(
                 result.report_path = write_report(
                     paths, config, result, started_at, input_dir, failure=failure
                 )
+                publish_report(paths, result.report_path)
             except OSError as report_error:  # a full disk: the cause still reaches the user
                 message += f"; the batch report could not be written: {report_error}"
             raise BatchFailedError(message, result.report_path) from exc
@@ -219,8 +236,12 @@ def run_telemetry(
             except OSError as exc:  # housekeeping: never the reason a batch fails
                 log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
         result.report_path = write_report(paths, config, result, started_at, input_dir)
-        if result.commit is not None and config.quality_report:
+        publish_report(paths, result.report_path)
+        if result.commit is not None and config.quality_report and not paths.shared:
             result.quality_report_path = _quality_report(output_dir, result, config)
+        elif result.commit is not None and config.quality_report:
+            log.info("the quality report reads a local dataset: not written for %s", output)
+        result.dataset_current = paths.store.uri(CURRENT)
     return result
 
 

@@ -32,12 +32,16 @@ from typing import Any
 import duckdb
 
 from batch_processor.dataset_commit import (
+    DATA,
     DatasetPaths,
     check_listed_files,
     commit_files,
+    manifest_key,
     read_current,
+    read_current_version,
     remove_leftovers,
 )
+from batch_processor.dataset_store import CommitConflictError
 from batch_processor.db import connect
 from batch_processor.errors import DatasetStateError, RunFailedError
 from batch_processor.manifest_common import parquet_schema
@@ -65,12 +69,13 @@ class ReconcileReport:
     adopted_batch: str | None = None
     rolled_back_batches: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    current_version: str | None = None  # of current.json: the version a commit must still find
 
 
 def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
     """Bring the warehouse and the output folder back in line with current.json."""
     report = ReconcileReport()
-    current = read_current(paths)
+    current, report.current_version = read_current_version(paths)
     committed: set[str] = set()
     if current is not None:
         _require_known_dataset(current["batch_id"], warehouse, paths)
@@ -79,7 +84,7 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
         try:
             if _table_exists(con, "telemetry_meta.committed_batches"):
                 if current is not None and _record_commit(
-                    con, current["batch_id"], paths.manifest(current["batch_id"])
+                    con, current["batch_id"], paths.store.uri(manifest_key(current["batch_id"]))
                 ):
                     # killed after the commit point, before the warehouse heard of it
                     report.adopted_batch = current["batch_id"]
@@ -135,8 +140,8 @@ def _require_known_dataset(batch_id: str, warehouse: Path, paths: DatasetPaths) 
     if not known:
         raise RunFailedError(
             f"the warehouse {warehouse} does not hold the history of the dataset published in "
-            f"{paths.root} (batch {batch_id}): building on it would drop published rows; use "
-            "the warehouse that built this output (--warehouse), or a new output folder"
+            f"{paths.location} (batch {batch_id}): building on it would drop published rows; "
+            "use the warehouse that built this output (--warehouse), or a new output"
         )
 
 
@@ -193,7 +198,7 @@ def queue_full_rebuild(warehouse: Path) -> None:
         con.close()
 
 
-def _record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path) -> bool:
+def _record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: str) -> bool:
     """Record ``batch_id`` as committed, once. Its build rebuilt every partition that was left
     to rebuild, so those are cleared with it. Returns whether anything was recorded."""
     known = con.execute(
@@ -205,7 +210,7 @@ def _record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path
     con.execute("begin transaction")
     con.execute(
         "insert into telemetry_meta.committed_batches values ($b, now(), $m)",
-        {"b": batch_id, "m": str(manifest)},
+        {"b": batch_id, "m": manifest},
     )
     con.execute("delete from telemetry_meta.rebuild_partitions")
     con.execute("commit")
@@ -214,7 +219,7 @@ def _record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path
 
 @dataclass(frozen=True)
 class CommitResult:
-    manifest_path: Path
+    manifest_path: str  # a path, or the s3:// URI of the manifest
     manifest: dict[str, Any]
 
 
@@ -224,12 +229,22 @@ def commit_batch(
     batch_id: str,
     target_path: Path,
     accounting: dict[str, Any],
+    expected_version: str | None,
 ) -> CommitResult:
+    """Commit the staged batch on top of the dataset whose current.json is
+    ``expected_version`` (what ``reconcile`` found when the run started): if another writer
+    committed since, the batch built on a state that is gone, and CommitConflictError says so."""
     staging = paths.staging(batch_id)
     staged = sorted(staging.rglob("*.parquet")) if staging.exists() else []
     output_files = describe_files(staging, staged)
     schema = parquet_schema(staged[0]) if staged else {}
-    previous = read_current(paths)
+    previous, version = read_current_version(paths)
+    if version != expected_version:
+        raise CommitConflictError(
+            f"batch {batch_id} was not committed: {paths.location} was committed to by "
+            f"another writer (batch {(previous or {}).get('batch_id')}) while this batch ran; "
+            "the dataset is as that writer left it"
+        )
     con = connect(warehouse)
     try:
         rebuilt = {
@@ -245,7 +260,7 @@ def commit_batch(
             schema = previous["schema"]
         # the carried-forward files must still be there; their facts come from the files
         check_listed_files(paths, {"dataset_files": kept})
-        kept = with_flag_counts(paths.data, kept)
+        kept = with_flag_counts(paths.store.uri(DATA), kept)
         # the gaps of the partitions this batch did not rebuild stay as the last commit found them
         accounting = {
             **accounting,
@@ -273,14 +288,16 @@ def commit_batch(
     finally:
         con.close()
 
-    def record(manifest_path: Path) -> None:
+    def record(manifest_path: str) -> None:
         con = connect(warehouse)
         try:
             _record_commit(con, batch_id, manifest_path)
         finally:
             con.close()
 
-    manifest_path = commit_files(paths, batch_id, manifest, previous, after_commit=record)
+    manifest_path = commit_files(
+        paths, batch_id, manifest, previous, expected_version=version, after_commit=record
+    )
     log.info(
         "committed batch %s: %d file(s) written, %d superseded",
         batch_id,

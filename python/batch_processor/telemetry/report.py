@@ -59,7 +59,8 @@ def write_report(
         "started_at": started_at.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "input_dir": str(input_dir),
-        "output_dir": str(paths.root),
+        "output_dir": paths.location,
+        "work_dir": str(paths.root),
         "warehouse": str(config.warehouse),
         "files": {
             "total": load.files_total if load else 0,
