@@ -27,8 +27,8 @@ replaced; ``current.json`` is swapped in, the commit point, only if it is still 
 the run built on: readers that follow it see the old dataset or the new one, never a mix,
 and of two racing committers exactly one wins (the other's files are removed again). The
 files the *previous* commit superseded are deleted after it; a superseded file stays one
-commit longer (``superseded_files``) so that a
-reader that listed the previous manifest can still finish.
+commit longer (``superseded_files``) so that a reader that listed the previous manifest can
+still finish.
 """
 
 from __future__ import annotations
@@ -333,31 +333,25 @@ def referenced(manifest: dict[str, Any] | None) -> set[str]:
     return {f["path"] for f in manifest["dataset_files"] + manifest.get("superseded_files", [])}
 
 
-_UNREAD = "unread"  # commit_files: no version given, read the current one
-
-
 def commit_files(
     paths: DatasetPaths,
     batch_id: str,
     manifest: dict[str, Any],
     previous: dict[str, Any] | None,
     *,
-    expected_version: str | None = _UNREAD,
+    expected_version: str | None,
     after_commit: Callable[[str], None] | None = None,
 ) -> str:
     """Publish the staged files of ``batch_id`` into ``data/`` and ``manifest`` as the
     current dataset, if current.json is still ``expected_version`` (the version the batch was
-    built on; by default the one found now, which the output lock keeps still for a local
-    folder). Else CommitConflictError, after removing what this call published: the dataset
-    is as the other writer left it. ``after_commit(manifest_uri)`` runs after the commit
-    point (to record it in the warehouse); nothing after that point can undo the commit, so
-    a later error is logged and left to the next run's ``remove_leftovers``. Returns the
-    manifest's path or URI."""
+    built on, read with ``previous`` by ``read_current_version``). Else CommitConflictError,
+    after removing what this call published: the dataset is as the other writer left it.
+    ``after_commit(manifest_uri)`` runs after the commit point (to record it in the
+    warehouse); nothing after that point can undo the commit, so a later error is logged and
+    left to the next run's ``remove_leftovers``. Returns the manifest's path or URI."""
     store = paths.store
     staging = paths.staging(batch_id)
     staged = sorted(staging.rglob("*.parquet")) if staging.exists() else []
-    if expected_version == _UNREAD:
-        expected_version = read_current_version(paths)[1]
     written = {source.relative_to(staging).as_posix() for source in staged}
     check_listed_files(
         paths,

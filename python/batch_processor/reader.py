@@ -59,13 +59,12 @@ def s3_filesystem() -> pafs.S3FileSystem:
     return pafs.S3FileSystem(**options)
 
 
-def _store(location: Path | str) -> DatasetStore:
-    return open_store(str(location) if is_remote(location) else Path(location))
-
-
 def current_manifest(location: Path | str) -> dict[str, Any]:
     """The dataset's current manifest, its checksum verified."""
-    store = _store(location)
+    return _current_manifest(open_store(location))
+
+
+def _current_manifest(store: DatasetStore) -> dict[str, Any]:
     try:
         found = store.read(CURRENT)
         if found is None:
@@ -86,8 +85,11 @@ def _sha256(store: DatasetStore, key: str) -> str | None:
 def dataset_files(location: Path | str, *, verify: bool = False) -> list[str]:
     """The files of the current manifest (paths, or s3:// URIs), optionally checked against
     their sha256 (which reads every file)."""
-    store = _store(location)
-    manifest = current_manifest(location)
+    return _dataset_files(open_store(location), verify=verify)
+
+
+def _dataset_files(store: DatasetStore, *, verify: bool) -> list[str]:
+    manifest = _current_manifest(store)
     files = []
     for entry in manifest["dataset_files"]:
         key = DATA + entry["path"]
@@ -97,22 +99,19 @@ def dataset_files(location: Path | str, *, verify: bool = False) -> list[str]:
             )
         files.append(store.uri(key))
     if not files:
-        raise DatasetError(f"the current manifest of {location} lists no files")
+        raise DatasetError(f"the current manifest of {store.location} lists no files")
     return files
 
 
-class _S3ForDuckDB:
+def _register_s3(con: duckdb.DuckDBPyConnection) -> None:
     """pyarrow's S3 filesystem as the fsspec filesystem DuckDB routes ``s3://`` to."""
+    from fsspec.implementations.arrow import ArrowFSWrapper
 
-    @staticmethod
-    def register(con: duckdb.DuckDBPyConnection) -> None:
-        from fsspec.implementations.arrow import ArrowFSWrapper
+    class S3(ArrowFSWrapper):  # type: ignore[misc]
+        protocol = "s3"
 
-        class S3(ArrowFSWrapper):  # type: ignore[misc]
-            protocol = "s3"
-
-        if "s3" not in con.list_filesystems():
-            con.register_filesystem(S3(s3_filesystem()))
+    if "s3" not in con.list_filesystems():
+        con.register_filesystem(S3(s3_filesystem()))
 
 
 def read_dataset(
@@ -126,7 +125,7 @@ def read_dataset(
     con.execute("set TimeZone = 'UTC'")
     files = dataset_files(location, verify=verify)
     if is_remote(location):
-        _S3ForDuckDB.register(con)
+        _register_s3(con)
     else:
         files = [literal_path(Path(f)) for f in files]
     return con.sql(
@@ -138,8 +137,9 @@ def read_dataset(
 
 def read_dataset_arrow(location: Path | str, *, verify: bool = False) -> pads.Dataset:
     """The dataset as a pyarrow dataset over exactly the manifest's files."""
-    files = dataset_files(location, verify=verify)
-    base = _store(location).uri(DATA).rstrip("/")
+    store = open_store(location)
+    files = _dataset_files(store, verify=verify)
+    base = store.uri(DATA).rstrip("/")
     filesystem = None
     if is_remote(location):
         filesystem = s3_filesystem()

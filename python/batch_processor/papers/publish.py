@@ -23,7 +23,7 @@ from batch_processor import db
 from batch_processor.dataset_commit import (
     DatasetPaths,
     commit_files,
-    read_current,
+    read_current_version,
     remove_leftovers,
     stage_parquet,
 )
@@ -82,7 +82,7 @@ def publish_partitions(
     """Commit the partitions changed since the current manifest; the new manifest's path, or
     None when nothing changed."""
     paths = DatasetPaths(output)
-    previous = read_current(paths)
+    previous, version = read_current_version(paths)
     removed = remove_leftovers(paths, lambda batch: _committed_before(paths, batch))
     if removed:
         log.warning("removed %d leftover(s) of an interrupted publish", len(removed))
@@ -139,6 +139,8 @@ def publish_partitions(
         )
     finally:
         con.close()
-    manifest_path = Path(commit_files(paths, trace_id, manifest, previous))
+    manifest_path = Path(
+        commit_files(paths, trace_id, manifest, previous, expected_version=version)
+    )
     log.info("published papers batch %s: %d file(s)", trace_id, len(output_files))
     return manifest_path

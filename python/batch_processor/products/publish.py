@@ -24,6 +24,7 @@ from batch_processor.dataset_commit import (
     DatasetPaths,
     commit_files,
     read_current,
+    read_current_version,
     remove_leftovers,
     stage_parquet,
 )
@@ -106,7 +107,7 @@ def publish_snapshot(
         if removed:
             log.warning("removed %d leftover(s) of an interrupted publish", len(removed))
         change_log_rows = _change_log_rows(con)
-        previous = read_current(paths)
+        previous, version = read_current_version(paths)
         if previous is not None and previous["statistics"]["change_log_rows"] == change_log_rows:
             return None
         staged = stage_parquet(
@@ -146,6 +147,10 @@ def publish_snapshot(
         with db.connect(warehouse) as con:
             _record_snapshot(con, sync_id, manifest_path, change_log_rows)
 
-    manifest_path = Path(commit_files(paths, sync_id, manifest, previous, after_commit=record))
+    manifest_path = Path(
+        commit_files(
+            paths, sync_id, manifest, previous, expected_version=version, after_commit=record
+        )
+    )
     log.info("published products snapshot %s: %d file(s)", sync_id, len(output_files))
     return manifest_path

@@ -41,7 +41,7 @@ def with_flag_counts(base: str, entries: list[dict[str, Any]]) -> list[dict[str,
     if not missing:
         return entries
     counts: dict[str, dict[str, int]] = {e["path"]: {} for e in missing}
-    by_file = {str(Path(base) / e["path"]): e["path"] for e in missing}
+    by_file = {f"{base.rstrip('/')}/{e['path']}": e["path"] for e in missing}
     con = duckdb.connect()
     try:
         for filename, flag, count in con.execute(
