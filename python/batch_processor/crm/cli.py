@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -75,7 +76,11 @@ async def _enqueue_once(args: argparse.Namespace, settings: CrmSettings) -> int:
                 break
             if event.task_id == task_id:
                 seconds = time.monotonic() - started
-                print(json.dumps({**event.model_dump(mode="json"), "seconds": round(seconds, 3)}))
+                line = json.dumps({**event.model_dump(mode="json"), "seconds": round(seconds, 3)})
+                # one write: print() writes the text and its newline apart, and unbuffered (as
+                # under PYTHONUNBUFFERED) another process sharing the terminal can land between
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
                 return ExitCode.OK if event.status == "ok" else ExitCode.FAILED
         raise RunFailedError(f"no completion event for task {task_id} within {args.wait:g} s")
     finally:
