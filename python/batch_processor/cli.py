@@ -84,14 +84,21 @@ def output_location(text: str) -> Path | str:
 def _telemetry_run(args: argparse.Namespace, config: TelemetryConfig) -> int:
     from batch_processor.telemetry.pipeline import run_telemetry
 
-    result = run_telemetry(
-        config,
-        args.input,
-        args.output,
-        only_site=args.site,
-        dry_run=args.dry_run,
-        rebuild_all=args.rebuild_all,
-    )
+    if args.workers:
+        from batch_processor.telemetry.sharded import run_sharded
+
+        if args.site or args.dry_run or args.rebuild_all:
+            raise ConfigError("--workers does not combine with --site, --dry-run or --rebuild-all")
+        result = run_sharded(config, args.input, args.output, nats_url=args.workers)
+    else:
+        result = run_telemetry(
+            config,
+            args.input,
+            args.output,
+            only_site=args.site,
+            dry_run=args.dry_run,
+            rebuild_all=args.rebuild_all,
+        )
     print(f"batch {result.batch_id}" + (" (dry run: nothing committed)" if result.dry_run else ""))
     if result.load is not None:
         _print_load_summary(result.load)
@@ -301,6 +308,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="for an s3:// output: the local folder of staging, dbt artifacts, reports and the "
         "warehouse (setting work_dir; default warehouse/s3/BUCKET/PREFIX)",
+    )
+    run.add_argument(
+        "--workers",
+        default=None,
+        metavar="NATS_URL",
+        help="shard the batch by site over the workers on this NATS server (`batch-processor "
+        "worker --nats URL`; each site is built in its own shard warehouse) and commit one "
+        "manifest once every shard succeeded",
+    )
+    run.add_argument(
+        "--shard-dir",
+        dest="shard_dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --workers: the folder of the site shards (their warehouses), on a volume "
+        "every worker sees (setting shard_dir; default <output or work folder>/_shards)",
     )
     run.add_argument("--site", default=None, help="load only this site's files")
     run.add_argument(

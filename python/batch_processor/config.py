@@ -162,6 +162,21 @@ class TelemetryConfig(PipelineSettings):
         "warehouse/s3/<bucket>/<prefix>. It moves with the dataset: its warehouse holds the "
         "history the next batch builds on",
     )
+    shard_dir: Path | None = Field(
+        default=None,
+        description="for `telemetry run --workers`: the folder of the site shards' folders "
+        "(each site's warehouse, the history its next batch builds on). Every worker must see "
+        "it (a shared volume); default <output or work folder>/_shards",
+    )
+    shard_attempts: int = Field(
+        default=2, ge=1, description="a failed shard is run again until it has run this often"
+    )
+    shard_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="a sharded batch fails (commits nothing) when its shards have not all "
+        "answered within this",
+    )
     max_reject_ratio: float = Field(
         default=0.5,
         ge=0.0,

@@ -226,11 +226,8 @@ def data_keys(paths: DatasetPaths) -> dict[str, int]:
 
 def read_current_version(paths: DatasetPaths) -> tuple[dict[str, Any] | None, str | None]:
     """``read_current``, with the version of current.json that a commit must still find."""
-    try:
-        found = _read_manifest(paths.store, CURRENT)
-    except DatasetStateError as exc:
-        raise DatasetStateError(f"{exc}; " + REPAIR_HINT.format(root=paths.location)) from exc
-    if found is not None:
+    found = read_pointer(paths)
+    if found[0] is not None:
         return found
     staged = _staged_batches(paths)
     present = [
@@ -245,6 +242,17 @@ def read_current_version(paths: DatasetPaths) -> tuple[dict[str, Any] | None, st
             "deleted; " + REPAIR_HINT.format(root=paths.location)
         )
     return None, None
+
+
+def read_pointer(paths: DatasetPaths) -> tuple[dict[str, Any] | None, str | None]:
+    """current.json, verified, and its version; (None, None) when there is none. Unlike
+    ``read_current_version`` it does not look at ``data/``: for a shard, whose siblings'
+    uploads of a first batch are there before any current.json."""
+    try:
+        found = _read_manifest(paths.store, CURRENT)
+    except DatasetStateError as exc:
+        raise DatasetStateError(f"{exc}; " + REPAIR_HINT.format(root=paths.location)) from exc
+    return found if found is not None else (None, None)
 
 
 def read_current(paths: DatasetPaths) -> dict[str, Any] | None:

@@ -23,15 +23,16 @@ import logging
 import os
 import shutil
 import socket
-from collections.abc import AsyncGenerator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
+from pydantic import BaseModel
 from taskiq import AckableMessage, AsyncBroker, Context, TaskiqDepends
 from taskiq.kicker import AsyncKicker
 from taskiq_nats import PullBasedJetStreamBroker
@@ -42,6 +43,7 @@ from batch_processor.crm.events import CompletionEvent
 from batch_processor.crm.tasks import TASKS, CrmTask
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ACK_WAIT_ENV = "BATCH_PROCESSOR_NATS_ACK_WAIT_S"
 RECONNECT_WAIT_ENV = "BATCH_PROCESSOR_NATS_RECONNECT_WAIT_S"
@@ -234,13 +236,13 @@ async def ensure_events_stream(broker: CrmBroker) -> None:
     )
 
 
-async def publish_event(broker: CrmBroker, subject: str, event: CompletionEvent) -> None:
+async def publish_event(broker: CrmBroker, subject: str, event: BaseModel) -> None:
     """Publish to JetStream, retrying (NATS may be reconnecting) for up to
     PUBLISH_RETRY_S; raises if it never got through."""
     deadline = asyncio.get_running_loop().time() + PUBLISH_RETRY_S
     while True:
         try:
-            await broker.js.publish(subject, event.to_bytes())
+            await broker.js.publish(subject, event.model_dump_json().encode())
             break
         except Exception as error:
             if asyncio.get_running_loop().time() > deadline:
@@ -270,6 +272,25 @@ class WorkerContext:
     last_task: dict[str, Any] | None = None
 
 
+async def run_acked(
+    broker: CrmBroker, context: WorkerContext, label: str, body: Callable[[], Awaitable[T]]
+) -> T:
+    """Run a task's ``body`` while telling JetStream it is in progress; if it raises (its
+    event did not go out), the message is handed back, so the task runs again."""
+    context.current_task = label
+    in_flight = broker.in_flight
+    heartbeat = asyncio.create_task(broker.keep_in_progress(in_flight)) if in_flight else None
+    try:
+        return await body()
+    except BaseException:
+        await broker.release_in_flight()
+        raise
+    finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
+        context.current_task = None
+
+
 def register_tasks(broker: CrmBroker, context: WorkerContext) -> None:
     """One TaskIQ task per CRM ETL, named as in crm.tasks.TASKS."""
 
@@ -281,12 +302,8 @@ def register_tasks(broker: CrmBroker, context: WorkerContext) -> None:
             task_id = message.message.task_id
             work = context.work / f"{task.name}-{task_id}"
             log.info("%s %s: started (exports %s)", task.name, task_id, folder)
-            context.current_task = f"{task.name} {task_id}"
-            in_flight = broker.in_flight
-            heartbeat = (
-                asyncio.create_task(broker.keep_in_progress(in_flight)) if in_flight else None
-            )
-            try:
+
+            async def body() -> CompletionEvent:
                 event = await asyncio.to_thread(
                     run_crm_task,
                     task,
@@ -298,15 +315,9 @@ def register_tasks(broker: CrmBroker, context: WorkerContext) -> None:
                 )
                 event = event.model_copy(update={"task_id": task_id})
                 await publish_event(broker, task.subject, event)
-            except BaseException:
-                # no event went out: hand the message back rather than ack it, so the task
-                # runs again (idempotent) and its event is published then
-                await broker.release_in_flight()
-                raise
-            finally:
-                if heartbeat is not None:
-                    heartbeat.cancel()
-                context.current_task = None
+                return event
+
+            event = await run_acked(broker, context, f"{task.name} {task_id}", body)
             shutil.rmtree(work, ignore_errors=True)
             context.tasks_done += 1
             context.last_task = {
@@ -322,11 +333,39 @@ def register_tasks(broker: CrmBroker, context: WorkerContext) -> None:
 
     for task in TASKS.values():
         broker.register_task(make(task), task_name=task.name)
+    register_shard_task(broker, context)
+
+
+def register_shard_task(broker: CrmBroker, context: WorkerContext) -> None:
+    """``telemetry.shard``: one site's share of a sharded telemetry batch (telemetry.shard)."""
+    from batch_processor.telemetry.shard import ShardEvent, ShardTask, run_shard
+
+    async def shard(task: dict[str, Any]) -> dict[str, Any]:
+        shard_task = ShardTask.model_validate(task)
+        label = f"{subjects.SHARD_TASK} {shard_task.site_id} of batch {shard_task.batch_id}"
+        log.info("%s: started (attempt %d)", label, shard_task.attempt)
+
+        async def body() -> ShardEvent:
+            event = await asyncio.to_thread(run_shard, shard_task, worker_name())
+            await publish_event(broker, subjects.SHARD_COMPLETED, event)
+            return event
+
+        event = await run_acked(broker, context, label, body)
+        context.tasks_done += 1
+        context.last_task = {
+            "task": subjects.SHARD_TASK,
+            "site_id": shard_task.site_id,
+            "status": event.status,
+            "finished_at": event.finished_at.isoformat(),
+        }
+        return event.model_dump(mode="json")
+
+    broker.register_task(shard, task_name=subjects.SHARD_TASK)
 
 
 async def enqueue(broker: CrmBroker, task_name: str, **kwargs: Any) -> str:
     """Send one task message; its TaskIQ task id."""
-    if task_name not in TASKS:
+    if task_name not in TASKS and task_name != subjects.SHARD_TASK:
         raise KeyError(task_name)
     sent: Any = await AsyncKicker(task_name=task_name, broker=broker, labels={}).kiq(**kwargs)
     return str(sent.task_id)

@@ -1,4 +1,5 @@
-"""Every NATS subject and stream name of the CRM pipeline, defined once."""
+"""Every NATS subject and stream name, defined once: the CRM tasks and the telemetry shards
+share one task stream and one pool of workers."""
 
 TASKS_SUBJECT = "crm.tasks"  # where TaskIQ sends CRM task messages (JetStream)
 TASKS_STREAM = "crm_tasks"
@@ -12,3 +13,5 @@ ORDERS_COMPLETED = "etl.crm.orders.completed"
 CUSTOMERS_COMPLETED = "etl.crm.customers.completed"
 LEADS_COMPLETED = "etl.crm.leads.completed"
 CUSTOMER_SEGMENTS_COMPLETED = "etl.crm.customer_segments.completed"
+SHARD_TASK = "telemetry.shard"  # one site of a sharded telemetry batch (same task stream)
+SHARD_COMPLETED = "etl.telemetry.shard.completed"

@@ -276,9 +276,20 @@ class TelemetryLoader:
         self.batch_id = batch_id
         self.registry = SiteRegistry.from_seed(config.sites_seed)
 
-    def load(self, input_dir: Path, *, only_site: str | None = None) -> LoadSummary:
+    def load(
+        self,
+        input_dir: Path,
+        *,
+        only_site: str | None = None,
+        only_files: frozenset[str] | None = None,
+    ) -> LoadSummary:
+        """``only_files`` (relative paths) is a shard's share of a batch: the other files
+        are another shard's, so they are not recorded here at all (``only_site`` records
+        them as skipped)."""
         started = time.monotonic()
         files = discover_files(input_dir, self.config.input_pattern)
+        if only_files is not None:
+            files = [(path, relative) for path, relative in files if str(relative) in only_files]
         self._input_dir = input_dir
         log.info(
             "found %d file(s) matching %r under %s",

@@ -95,14 +95,45 @@ def build_manifest(
     schema: dict[str, str],
     accounting: dict[str, Any],
 ) -> dict[str, Any]:
-    site_ids = sorted({f["partition"]["site_id"] for f in dataset_files})
-    files = input_files(
+    return assemble_manifest(
+        batch_id=batch_id,
+        files=batch_input_files(con, accounting),
+        dbt={"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
+        written_files=written_files,
+        dataset_files=dataset_files,
+        superseded_files=superseded_files,
+        schema=schema,
+        accounting=accounting,
+    )
+
+
+def batch_input_files(
+    con: duckdb.DuckDBPyConnection, accounting: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The manifest's ``input_files`` of the batch the warehouse holds, with their ledgers."""
+    return input_files(
         con,
         {
             entry["path"]: {k: entry[k] for k in ("lines", "rows", "cells", "balanced")}
             for entry in accounting["ledger"]["files"]
         },
     )
+
+
+def assemble_manifest(
+    *,
+    batch_id: str,
+    files: list[dict[str, Any]],
+    dbt: dict[str, Any],
+    written_files: list[dict[str, Any]],
+    dataset_files: list[dict[str, Any]],
+    superseded_files: list[dict[str, Any]],
+    schema: dict[str, str],
+    accounting: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The sealed manifest from its parts (a sharded batch's parts come from its shards)."""
+    site_ids = sorted({f["partition"]["site_id"] for f in dataset_files})
     return sealed_manifest(
         batch_id=batch_id,
         fields={
@@ -119,7 +150,8 @@ def build_manifest(
             "within_file_conflicts": {"count": accounting["within_file_conflicts"]["count"]},
             "gaps": accounting["gaps"],
             "statistics": statistics(dataset_files),
-            "dbt": {"invocation_id": batch_id, "nodes": dbt_nodes(target_path, con)},
+            "dbt": dbt,
+            **(extra or {}),
         },
         schema=schema,
     )

@@ -95,7 +95,7 @@ def _unbalanced(accounting: dict[str, Any] | None) -> str:
     )
 
 
-def _require_balanced(accounting: dict[str, Any] | None) -> dict[str, Any]:
+def require_balanced(accounting: dict[str, Any] | None) -> dict[str, Any]:
     """A batch whose ledger does not add up has lost something: it is not committed."""
     if accounting is None:
         raise RunFailedError("the batch's ledger was not built: nothing can prove nothing was lost")
@@ -138,64 +138,20 @@ def run_telemetry(
     result = TelemetryRunResult(batch_id=str(uuid.uuid4()), dry_run=dry_run)
     with run_locks(output_dir, config.warehouse, config.lock_timeout_s):
         paths.make()
-        failure: dict[str, Any] | None = None
         try:
             step = time.monotonic()
             reconciled = reconcile(paths, config.warehouse)
             result.timings["reconcile_s"] = time.monotonic() - step
 
-            step = time.monotonic()
-            result.load = TelemetryLoader(config, result.batch_id).load(
-                input_dir, only_site=only_site
+            target_path = build_batch(
+                config,
+                paths,
+                input_dir,
+                result,
+                only_site=only_site,
+                rebuild_all=rebuild_all,
             )
-            result.timings["load_s"] = time.monotonic() - step
-            load = result.load
-            if config.stop_on_error and load.has_rejects:
-                first = load.set_aside[0] if load.set_aside else ("?", "rows rejected")
-                raise RunFailedError(f"--stop-on-error: {first[0]}: {first[1]}")
-            loaded = load.by_status.get("loaded") or load.by_status.get("partial")
-            if not loaded and not rebuild_all:
-                raise RunFailedError(
-                    f"no file of the batch could be loaded ({load.files_total} found under "
-                    f"{input_dir})"
-                )
-
-            if rebuild_all:  # every partition is left to rebuild, even if this run is killed
-                queue_full_rebuild(config.warehouse)
-            step = time.monotonic()
-            target_path = paths.root / "_dbt" / result.batch_id
-            result.dbt = run_dbt(
-                batch_build(DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])),
-                warehouse=config.warehouse,
-                target_path=target_path,
-                dbt_vars=config.dbt_vars(),
-                dbt_env=config.dbt_env(paths.staging_root),
-                memory_limit_mb=config.memory_limit_mb,
-            )
-            result.timings["dbt_build_s"] = time.monotonic() - step
-            result.batch_id = result.dbt.invocation_id or result.batch_id
-            result.accounting = read_accounting(config.warehouse)
-            if not result.dbt.success:
-                failure = {
-                    "kind": "dbt",
-                    "failing_nodes": result.dbt.failure_records(),
-                    "error": result.dbt.error,
-                }
-                notes = [f"dbt build failed: {result.dbt.failure_summary()}"]
-                notes.append(_unbalanced(result.accounting))
-                summary = f"{result.dbt.failure_summary()} {result.dbt.error}"
-                if "seed.batch_processor." in summary:
-                    notes.append(
-                        "a seed could not be loaded into its existing table (its columns "
-                        "changed, e.g. after an upgrade): run once with --rebuild-all"
-                    )
-                if "out of sync" in summary:
-                    notes.append(
-                        "the warehouse holds marts of an older schema: run once with "
-                        "--rebuild-all to republish the dataset in the current one"
-                    )
-                raise RunFailedError("; ".join(note for note in notes if note))
-            accounting = _require_balanced(result.accounting)
+            accounting = require_balanced(result.accounting)
 
             step = time.monotonic()
             if dry_run:
@@ -212,7 +168,7 @@ def run_telemetry(
             result.timings["commit_s"] = time.monotonic() - step
         except Exception as exc:
             abandon_batch(paths, config.warehouse, result.batch_id)
-            failure = failure or {}
+            failure = getattr(exc, "failure", None) or {}
             failure.setdefault("kind", "error")
             failure["message"] = str(exc)
             if not isinstance(exc, RunFailedError):
@@ -237,12 +193,97 @@ def run_telemetry(
                 log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
         result.report_path = write_report(paths, config, result, started_at, input_dir)
         publish_report(paths, result.report_path)
-        if result.commit is not None and config.quality_report and not paths.shared:
-            result.quality_report_path = _quality_report(output_dir, result, config)
-        elif result.commit is not None and config.quality_report:
-            log.info("the quality report reads a local dataset: not written for %s", output)
+        result.quality_report_path = quality_report_after_commit(paths, result, config, output)
         result.dataset_current = paths.store.uri(CURRENT)
     return result
+
+
+class BuildFailedError(RunFailedError):
+    """The dbt build failed; ``failure`` is the report's record of which nodes and why."""
+
+    def __init__(self, message: str, failure: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.failure = failure
+
+
+def build_batch(
+    config: TelemetryConfig,
+    paths: DatasetPaths,
+    input_dir: Path,
+    result: TelemetryRunResult,
+    *,
+    only_site: str | None = None,
+    only_files: frozenset[str] | None = None,
+    rebuild_all: bool = False,
+) -> Path:
+    """Load the batch's files into ``config.warehouse`` and run its one dbt build, which
+    stages the rebuilt partitions in ``paths``' staging folder; fills ``result`` (load, dbt,
+    accounting, timings, and the batch id: dbt's invocation id) and returns the folder of
+    dbt's artifacts. The caller holds the locks and has reconciled. Raises RunFailedError,
+    or BuildFailedError when dbt failed."""
+    step = time.monotonic()
+    result.load = TelemetryLoader(config, result.batch_id).load(
+        input_dir, only_site=only_site, only_files=only_files
+    )
+    result.timings["load_s"] = time.monotonic() - step
+    load = result.load
+    if config.stop_on_error and load.has_rejects:
+        first = load.set_aside[0] if load.set_aside else ("?", "rows rejected")
+        raise RunFailedError(f"--stop-on-error: {first[0]}: {first[1]}")
+    loaded = load.by_status.get("loaded") or load.by_status.get("partial")
+    if not loaded and not rebuild_all:
+        raise RunFailedError(
+            f"no file of the batch could be loaded ({load.files_total} found under {input_dir})"
+        )
+
+    if rebuild_all:  # every partition is left to rebuild, even if this run is killed
+        queue_full_rebuild(config.warehouse)
+    step = time.monotonic()
+    target_path = paths.root / "_dbt" / result.batch_id
+    result.dbt = run_dbt(
+        batch_build(DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])),
+        warehouse=config.warehouse,
+        target_path=target_path,
+        dbt_vars=config.dbt_vars(),
+        dbt_env=config.dbt_env(paths.staging_root),
+        memory_limit_mb=config.memory_limit_mb,
+    )
+    result.timings["dbt_build_s"] = time.monotonic() - step
+    result.batch_id = result.dbt.invocation_id or result.batch_id
+    result.accounting = read_accounting(config.warehouse)
+    if not result.dbt.success:
+        failure = {
+            "kind": "dbt",
+            "failing_nodes": result.dbt.failure_records(),
+            "error": result.dbt.error,
+        }
+        notes = [f"dbt build failed: {result.dbt.failure_summary()}"]
+        notes.append(_unbalanced(result.accounting))
+        summary = f"{result.dbt.failure_summary()} {result.dbt.error}"
+        if "seed.batch_processor." in summary:
+            notes.append(
+                "a seed could not be loaded into its existing table (its columns "
+                "changed, e.g. after an upgrade): run once with --rebuild-all"
+            )
+        if "out of sync" in summary:
+            notes.append(
+                "the warehouse holds marts of an older schema: run once with "
+                "--rebuild-all to republish the dataset in the current one"
+            )
+        raise BuildFailedError("; ".join(note for note in notes if note), failure)
+    return target_path
+
+
+def quality_report_after_commit(
+    paths: DatasetPaths, result: TelemetryRunResult, config: TelemetryConfig, output: Path | str
+) -> Path | None:
+    """The quality report of a committed batch's dataset, when it is a local folder."""
+    if result.commit is None or not config.quality_report:
+        return None
+    if paths.shared:
+        log.info("the quality report reads a local dataset: not written for %s", output)
+        return None
+    return _quality_report(paths.root, result, config)
 
 
 def _quality_report(

@@ -55,7 +55,7 @@ CONTEXT_HOURS = 24  # = dbt var telemetry_context_hours: a rolled-back batch's e
 PARTITIONS = "telemetry_intermediate.int_telemetry__partitions_to_build"
 
 
-def _table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+def table_exists(con: duckdb.DuckDBPyConnection, qualified: str) -> bool:
     schema, name = qualified.split(".")
     found = con.execute(
         "select count(*) from duckdb_tables() where schema_name = $s and table_name = $n",
@@ -82,13 +82,13 @@ def reconcile(paths: DatasetPaths, warehouse: Path) -> ReconcileReport:
     if warehouse.exists():
         con = connect(warehouse)
         try:
-            if _table_exists(con, "telemetry_meta.committed_batches"):
-                if current is not None and _record_commit(
+            if table_exists(con, "telemetry_meta.committed_batches"):
+                if current is not None and record_commit(
                     con, current["batch_id"], paths.store.uri(manifest_key(current["batch_id"]))
                 ):
                     # killed after the commit point, before the warehouse heard of it
                     report.adopted_batch = current["batch_id"]
-                if _table_exists(con, HISTORY):
+                if table_exists(con, HISTORY):
                     for (batch_id,) in con.execute(
                         f"""
                         select distinct batch_id from {HISTORY}
@@ -124,13 +124,13 @@ def _require_known_dataset(batch_id: str, warehouse: Path, paths: DatasetPaths) 
     if warehouse.exists():
         con = connect(warehouse)
         try:
-            if _table_exists(con, "telemetry_meta.committed_batches"):
+            if table_exists(con, "telemetry_meta.committed_batches"):
                 found = con.execute(
                     "select count(*) from telemetry_meta.committed_batches where batch_id = $b",
                     {"b": batch_id},
                 ).fetchone()
                 known = bool(found and found[0])
-            if not known and _table_exists(con, HISTORY):  # killed just after the commit point
+            if not known and table_exists(con, HISTORY):  # killed just after the commit point
                 found = con.execute(
                     f"select count(*) from {HISTORY} where batch_id = $b", {"b": batch_id}
                 ).fetchone()
@@ -186,7 +186,7 @@ def queue_full_rebuild(warehouse: Path) -> None:
         return
     con = connect(warehouse)
     try:
-        if _table_exists(con, HISTORY) and _table_exists(con, "telemetry_meta.rebuild_partitions"):
+        if table_exists(con, HISTORY) and table_exists(con, "telemetry_meta.rebuild_partitions"):
             con.execute(
                 f"""
                 insert into telemetry_meta.rebuild_partitions
@@ -198,7 +198,7 @@ def queue_full_rebuild(warehouse: Path) -> None:
         con.close()
 
 
-def _record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: str) -> bool:
+def record_commit(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: str) -> bool:
     """Record ``batch_id`` as committed, once. Its build rebuilt every partition that was left
     to rebuild, so those are cleared with it. Returns whether anything was recorded."""
     known = con.execute(
@@ -247,43 +247,17 @@ def commit_batch(
         )
     con = connect(warehouse)
     try:
-        rebuilt = {
-            (site, f"{month:%Y}", f"{month:%m}")
-            for site, month in con.execute(f"select * from {PARTITIONS}").fetchall()
-        }
-        kept: list[dict[str, Any]] = []
-        superseded: list[dict[str, Any]] = []
-        for entry in previous["dataset_files"] if previous else []:
-            key = tuple(entry["partition"][k] for k in ("site_id", "year", "month"))
-            (superseded if key in rebuilt else kept).append(entry)
-        if not schema and previous:
-            schema = previous["schema"]
-        # the carried-forward files must still be there; their facts come from the files
-        check_listed_files(paths, {"dataset_files": kept})
-        kept = with_flag_counts(paths.store.uri(DATA), kept)
-        # the gaps of the partitions this batch did not rebuild stay as the last commit found them
-        accounting = {
-            **accounting,
-            "gaps": sorted(
-                [
-                    gap
-                    for gap in (previous or {}).get("gaps", [])
-                    if (gap["site_id"], gap["start"][:4], gap["start"][5:7]) not in rebuilt
-                ]
-                + accounting["gaps"],
-                key=lambda gap: (gap["site_id"], gap["start"]),
-            ),
-        }
-        dataset_files = sorted(kept + output_files, key=lambda f: f["path"])
+        rebuilt = rebuilt_partitions(con)
+        carried = carry_forward(paths, previous, rebuilt, accounting["gaps"])
         manifest = build_manifest(
             batch_id=batch_id,
             con=con,
             target_path=target_path,
             written_files=output_files,
-            dataset_files=dataset_files,
-            superseded_files=superseded,
-            schema=schema,
-            accounting=accounting,
+            dataset_files=sorted(carried.kept + output_files, key=lambda f: f["path"]),
+            superseded_files=carried.superseded,
+            schema=schema or (previous["schema"] if previous else {}),
+            accounting={**accounting, "gaps": carried.gaps},
         )
     finally:
         con.close()
@@ -291,7 +265,7 @@ def commit_batch(
     def record(manifest_path: str) -> None:
         con = connect(warehouse)
         try:
-            _record_commit(con, batch_id, manifest_path)
+            record_commit(con, batch_id, manifest_path)
         finally:
             con.close()
 
@@ -302,9 +276,51 @@ def commit_batch(
         "committed batch %s: %d file(s) written, %d superseded",
         batch_id,
         len(output_files),
-        len(superseded),
+        len(manifest["superseded_files"]),
     )
     return CommitResult(manifest_path=manifest_path, manifest=manifest)
+
+
+def rebuilt_partitions(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str, str]]:
+    """The partitions (site_id, year, month) the batch in the warehouse rebuilt."""
+    return {
+        (site, f"{month:%Y}", f"{month:%m}")
+        for site, month in con.execute(f"select * from {PARTITIONS}").fetchall()
+    }
+
+
+@dataclass(frozen=True)
+class CarriedForward:
+    kept: list[dict[str, Any]]  # the previous dataset's files this batch did not rebuild
+    superseded: list[dict[str, Any]]  # those it rebuilt
+    gaps: list[dict[str, Any]]  # the gaps of the partitions it did not rebuild, and its own
+
+
+def carry_forward(
+    paths: DatasetPaths,
+    previous: dict[str, Any] | None,
+    rebuilt: set[tuple[str, str, str]],
+    new_gaps: list[dict[str, Any]],
+) -> CarriedForward:
+    """What a batch that rebuilt the partitions ``rebuilt`` (site_id, year, month) keeps of
+    the ``previous`` manifest. The kept files must still be there; their facts come from the
+    files."""
+    kept: list[dict[str, Any]] = []
+    superseded: list[dict[str, Any]] = []
+    for entry in previous["dataset_files"] if previous else []:
+        key = tuple(entry["partition"][k] for k in ("site_id", "year", "month"))
+        (superseded if key in rebuilt else kept).append(entry)
+    check_listed_files(paths, {"dataset_files": kept})
+    gaps = [
+        gap
+        for gap in (previous or {}).get("gaps", [])
+        if (gap["site_id"], gap["start"][:4], gap["start"][5:7]) not in rebuilt
+    ]
+    return CarriedForward(
+        kept=with_flag_counts(paths.store.uri(DATA), kept),
+        superseded=superseded,
+        gaps=sorted(gaps + new_gaps, key=lambda gap: (gap["site_id"], gap["start"])),
+    )
 
 
 def abandon_batch(paths: DatasetPaths, warehouse: Path, batch_id: str | None) -> None:
@@ -328,8 +344,8 @@ def abandon_batch(paths: DatasetPaths, warehouse: Path, batch_id: str | None) ->
     try:
         if (
             batch_id is not None
-            and _table_exists(con, HISTORY)
-            and _table_exists(con, "telemetry_meta.committed_batches")
+            and table_exists(con, HISTORY)
+            and table_exists(con, "telemetry_meta.committed_batches")
         ):
             rollback_batch(con, batch_id)
     finally:

@@ -47,7 +47,9 @@ def write_report(
     input_dir: Path,
     *,
     failure: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Path:
+    """``extra`` adds or replaces fields (a sharded batch: its shards, and no warehouse)."""
     load = result.load
     accounting = result.accounting
     status = "failed" if failure else ("dry_run" if result.dry_run else "committed")
@@ -83,6 +85,7 @@ def write_report(
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "manifest": str(result.commit.manifest_path) if result.commit else None,
         "failure": failure,
+        **(extra or {}),
     }
     paths.reports.mkdir(parents=True, exist_ok=True)
     path = paths.reports / f"batch_report_{started_at:%Y%m%d}_{result.batch_id}.json"
