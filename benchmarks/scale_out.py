@@ -143,6 +143,7 @@ def main() -> None:
         interval_minutes=1,
         files_per_day=1,
         malformed_files=False,
+        seed=42,
     )
     print(
         f"batch: {made.files} files, {made.rows:,} rows, {made.bytes / 1e6:.1f} MB, "
