@@ -183,19 +183,23 @@ def run_telemetry(
                 message += f"; the batch report could not be written: {report_error}"
             raise BatchFailedError(message, result.report_path) from exc
         finally:
-            try:
-                prune_dbt_artifacts(
-                    paths.root / "_dbt",
-                    config.dbt_artifacts_kept,
-                    config.failed_artifacts_kept_days,
-                )
-            except OSError as exc:  # housekeeping: never the reason a batch fails
-                log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
+            prune_artifacts(paths, config)
         result.report_path = write_report(paths, config, result, started_at, input_dir)
         publish_report(paths, result.report_path)
         result.quality_report_path = quality_report_after_commit(paths, result, config, output)
         result.dataset_current = paths.store.uri(CURRENT)
     return result
+
+
+def prune_artifacts(paths: DatasetPaths, config: TelemetryConfig) -> None:
+    """Bound the run's dbt artifact folders (``<root>/_dbt``): housekeeping, never the
+    reason a batch fails."""
+    try:
+        prune_dbt_artifacts(
+            paths.root / "_dbt", config.dbt_artifacts_kept, config.failed_artifacts_kept_days
+        )
+    except OSError as exc:
+        log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
 
 
 class BuildFailedError(RunFailedError):

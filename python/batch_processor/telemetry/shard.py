@@ -43,11 +43,15 @@ from batch_processor.manifest_common import dbt_nodes, parquet_schema
 from batch_processor.run_lock import run_locks
 from batch_processor.telemetry.dataset import describe_files
 from batch_processor.telemetry.manifest import batch_input_files
-from batch_processor.telemetry.pipeline import TelemetryRunResult, build_batch, require_balanced
+from batch_processor.telemetry.pipeline import (
+    TelemetryRunResult,
+    build_batch,
+    prune_artifacts,
+    require_balanced,
+)
 from batch_processor.telemetry.publisher import (
     HISTORY,
     abandon_batch,
-    prune_dbt_artifacts,
     rebuilt_partitions,
     record_commit,
     rollback_batch,
@@ -121,6 +125,7 @@ def run_shard(task: ShardTask, worker: str | None = None) -> ShardEvent:
         update={"warehouse_path": warehouse}
     )
     paths.staging_root.mkdir(parents=True, exist_ok=True)
+    key = result_key(task.batch_id, task.site_id)
 
     def event(status: Literal["ok", "failed"], **fields: Any) -> ShardEvent:
         return ShardEvent(
@@ -134,12 +139,10 @@ def run_shard(task: ShardTask, worker: str | None = None) -> ShardEvent:
         )
 
     with run_locks(paths.root, warehouse, config.lock_timeout_s):
-        done = _finished_before(paths, task)
+        done = _finished_before(paths, task.batch_id, key)
         if done is not None:  # a redelivered task whose first run finished: same result
             log.info("shard %s of batch %s was built before: %s", task.site_id, task.batch_id, done)
-            return event(
-                "ok", shard_batch_id=done, result_key=result_key(task.batch_id, task.site_id)
-            )
+            return event("ok", shard_batch_id=done, result_key=key)
         current, version = read_pointer(paths)
         if version != task.base_version:
             return event(
@@ -160,11 +163,11 @@ def run_shard(task: ShardTask, worker: str | None = None) -> ShardEvent:
             )
             accounting = require_balanced(result.accounting)
             part = _publish_shard(paths, task, result, target, accounting, uploads)
-            paths.store.put(result_key(task.batch_id, task.site_id), part)
+            paths.store.put(key, part)
             (paths.staging(result.batch_id) / DONE_FILE).touch()
         except Exception as exc:
-            for key in uploads:  # never referenced: no manifest names a shard's files yet
-                paths.store.delete(key)
+            for upload in uploads:  # never referenced: no manifest names a shard's files yet
+                paths.store.delete(upload)
             abandon_batch(paths, warehouse, result.batch_id)
             log.warning("shard %s of batch %s failed: %s", task.site_id, task.batch_id, exc)
             failure = {
@@ -175,28 +178,11 @@ def run_shard(task: ShardTask, worker: str | None = None) -> ShardEvent:
                 "load": dataclasses.asdict(result.load) if result.load else None,
                 "accounting": result.accounting,
             }
-            paths.store.put(
-                result_key(task.batch_id, task.site_id),
-                json.dumps(failure, indent=2, default=str).encode(),
-            )
-            return event(
-                "failed",
-                shard_batch_id=result.batch_id,
-                result_key=result_key(task.batch_id, task.site_id),
-                error=str(exc),
-            )
+            paths.store.put(key, json.dumps(failure, indent=2, default=str).encode())
+            return event("failed", shard_batch_id=result.batch_id, result_key=key, error=str(exc))
         finally:
-            try:
-                prune_dbt_artifacts(
-                    paths.root / "_dbt",
-                    config.dbt_artifacts_kept,
-                    config.failed_artifacts_kept_days,
-                )
-            except OSError as exc:
-                log.warning("could not prune %s: %s", paths.root / "_dbt", exc)
-    return event(
-        "ok", shard_batch_id=result.batch_id, result_key=result_key(task.batch_id, task.site_id)
-    )
+            prune_artifacts(paths, config)
+    return event("ok", shard_batch_id=result.batch_id, result_key=key)
 
 
 def _publish_shard(
@@ -244,15 +230,15 @@ def _publish_shard(
     return json.dumps(part, indent=2, default=str).encode()
 
 
-def _finished_before(paths: DatasetPaths, task: ShardTask) -> str | None:
+def _finished_before(paths: DatasetPaths, batch_id: str, key: str) -> str | None:
     """The shard batch that already finished this very task (a worker that was killed or
     cut off after its result was written, before its message was acked), if any."""
     for folder in sorted(paths.staging_root.iterdir()):
         marker = folder / TASK_FILE
         if not (folder / DONE_FILE).exists() or not marker.exists():
             continue
-        if json.loads(marker.read_text()).get("batch_id") == task.batch_id:
-            found = paths.store.read(result_key(task.batch_id, task.site_id))
+        if json.loads(marker.read_text()).get("batch_id") == batch_id:
+            found = paths.store.read(key)
             if found and json.loads(found[0]).get("shard_batch_id") == folder.name:
                 return folder.name
     return None

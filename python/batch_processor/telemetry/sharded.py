@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from batch_processor.config import TelemetryConfig
 from batch_processor.dataset_commit import (
+    CURRENT,
     DATA,
     DatasetPaths,
     commit_files,
@@ -342,7 +343,7 @@ def run_sharded(
         )
         publish_report(paths, result.report_path)
         result.quality_report_path = quality_report_after_commit(paths, result, config, output)
-        result.dataset_current = paths.store.uri("manifests/current.json")
+        result.dataset_current = paths.store.uri(CURRENT)
     return result
 
 
