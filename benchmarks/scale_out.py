@@ -20,7 +20,6 @@ import argparse
 import hashlib
 import json
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -56,16 +55,19 @@ def row_hash(location: Path) -> tuple[int, str]:
 
 
 def timed(command: list[str], env: dict[str, str]) -> tuple[float, float, float, int]:
-    """Wall, CPU (user + sys of the child) and peak RSS (MB) of one process; its exit code."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    """Wall, CPU (user + sys) and peak RSS (MB) of this one process; its exit code."""
     started = time.monotonic()
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    assert process.stdout is not None
+    output = process.stdout.read()
+    _, status, usage = os.wait4(process.pid, 0)  # this child's own usage, not the maximum
+    process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 3):
-        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, after.ru_maxrss / 1024, done.returncode
+    if process.returncode not in (0, 3):
+        sys.exit(f"{' '.join(command)} failed ({process.returncode}):\n{output[-3000:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, process.returncode
 
 
 def sharded(
