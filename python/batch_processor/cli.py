@@ -14,6 +14,7 @@ from batch_processor import __version__
 from batch_processor.cli_common import (
     add_global_options,
     command,
+    dataset_output_options,
     generate_command,
     lock_timeout_option,
     settings_flags,
@@ -21,6 +22,7 @@ from batch_processor.cli_common import (
 from batch_processor.config import (
     CONFIG_ENV,
     ENV_PREFIX,
+    DatasetSettings,
     PipelineSettings,
     TelemetryConfig,
     load_settings,
@@ -29,7 +31,6 @@ from batch_processor.crm.cli import add_crm_commands
 from batch_processor.errors import (
     BatchProcessorError,
     ConfigError,
-    DatasetStateError,
     RunFailedError,
 )
 from batch_processor.exit_codes import (
@@ -66,19 +67,6 @@ def _telemetry_generate(args: argparse.Namespace, settings: PipelineSettings) ->
         f"under {batch.out_dir}; ground truth: {batch.ground_truth}"
     )
     return ExitCode.OK
-
-
-def output_location(text: str) -> Path | str:
-    """An --output: ``s3://bucket/prefix`` stays a URI (a Path would fold its ``//``)."""
-    from batch_processor.dataset_store import is_remote, split_s3_uri
-
-    if is_remote(text):
-        try:
-            split_s3_uri(text)
-        except DatasetStateError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from exc
-        return text.rstrip("/")
-    return Path(text)
 
 
 def _telemetry_run(args: argparse.Namespace, config: TelemetryConfig) -> int:
@@ -133,10 +121,10 @@ def _telemetry_report(args: argparse.Namespace, settings: PipelineSettings) -> i
     return ExitCode.OK
 
 
-def _repair(args: argparse.Namespace, settings: PipelineSettings) -> int:
-    from batch_processor.dataset_commit import DatasetPaths, repair_current
+def _repair(args: argparse.Namespace, settings: DatasetSettings) -> int:
+    from batch_processor.dataset_commit import repair_current
 
-    manifest = repair_current(DatasetPaths(args.output))
+    manifest = repair_current(settings.output_paths(args.output))
     print(
         f"current.json now points at batch {manifest.get('batch_id')} "
         f"({len(manifest.get('dataset_files', []))} file(s), created {manifest.get('created_at')})"
@@ -144,10 +132,10 @@ def _repair(args: argparse.Namespace, settings: PipelineSettings) -> int:
     return ExitCode.OK
 
 
-def _verify(args: argparse.Namespace, settings: PipelineSettings) -> int:
+def _verify(args: argparse.Namespace, settings: DatasetSettings) -> int:
     from batch_processor.telemetry.verify import verify_output
 
-    report = verify_output(args.output)
+    report = verify_output(settings.output_paths(args.output))
     print(f"batch {report.batch_id}: {report.files_checked} file(s) checked")
     for problem in report.problems:
         print(f"  problem: {problem}")
@@ -293,22 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
         settings=TelemetryConfig,
     )
     run.add_argument("--input", type=Path, required=True, help="folder of raw CSVs (read only)")
-    run.add_argument(
-        "--output",
-        type=output_location,
-        required=True,
-        help="the dataset: an output folder, or s3://BUCKET/PREFIX (through the standard AWS "
-        "settings; the manifest and current.json are committed with S3 conditional writes)",
-    )
-    run.add_argument(
-        "--work-dir",
-        dest="work_dir",
-        type=Path,
-        default=None,
-        metavar="DIR",
-        help="for an s3:// output: the local folder of staging, dbt artifacts, reports and the "
-        "warehouse (setting work_dir; default warehouse/s3/BUCKET/PREFIX)",
-    )
+    dataset_output_options(run, "the dataset", work_dir=True)
     run.add_argument(
         "--workers",
         default=None,
@@ -389,13 +362,11 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_verify,
         epilog="exit codes: 0 everything matches; 1 a problem or an orphan was found; "
         "2 usage error",
+        settings=DatasetSettings,
         config=False,
     )
-    verify.add_argument(
-        "--output",
-        type=Path,
-        required=True,
-        help="a published output folder (telemetry, products or papers)",
+    dataset_output_options(
+        verify, "a published dataset (telemetry, products or papers)", work_dir=True
     )
 
     repair = command(
@@ -408,13 +379,11 @@ def build_parser() -> argparse.ArgumentParser:
             "and whose files are all present; 1 no such manifest (nothing was changed); "
             "2 usage error"
         ),
+        settings=DatasetSettings,
         config=False,
     )
-    repair.add_argument(
-        "--output",
-        type=Path,
-        required=True,
-        help="a published output folder (telemetry, products or papers)",
+    dataset_output_options(
+        repair, "a published dataset (telemetry, products or papers)", work_dir=True
     )
     return parser
 

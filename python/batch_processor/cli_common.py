@@ -100,6 +100,42 @@ def lock_timeout_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def output_location(text: str) -> Path | str:
+    """An --output: ``s3://bucket/prefix`` stays a URI (a Path would fold its ``//``)."""
+    from batch_processor.dataset_store import is_remote, split_s3_uri
+    from batch_processor.errors import DatasetStateError
+
+    if is_remote(text):
+        try:
+            split_s3_uri(text)
+        except DatasetStateError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+        return text.rstrip("/")
+    return Path(text)
+
+
+def dataset_output_options(parser: argparse.ArgumentParser, what: str, *, work_dir: bool) -> None:
+    """--output (a folder or ``s3://BUCKET/PREFIX``) and, for a command that builds, the
+    --work-dir of an S3 output."""
+    parser.add_argument(
+        "--output",
+        type=output_location,
+        required=True,
+        help=f"{what}: an output folder, or s3://BUCKET/PREFIX (through the standard AWS "
+        "settings; the manifest and current.json are committed with S3 conditional writes)",
+    )
+    if work_dir:
+        parser.add_argument(
+            "--work-dir",
+            dest="work_dir",
+            type=Path,
+            default=None,
+            metavar="DIR",
+            help="for an s3:// output: the local folder of staging, dbt artifacts, reports "
+            "and the warehouse (setting work_dir; default warehouse/s3/BUCKET/PREFIX)",
+        )
+
+
 def generate_command(
     commands: SubParsers, *, help: str, handler: Handler, output_help: str = "folder to write into"
 ) -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ import re
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, ValidationError, model_validator
 from pydantic.fields import FieldInfo
@@ -23,6 +23,9 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from batch_processor.errors import ConfigError
 from batch_processor.paths import DEFAULT_WAREHOUSE, TELEMETRY_SITES_SEED
+
+if TYPE_CHECKING:
+    from batch_processor.dataset_commit import DatasetPaths
 
 ENV_PREFIX = "BATCH_PROCESSOR_"
 WAREHOUSE_ENV = ENV_PREFIX + "DUCKDB_PATH"  # dbt's profile reads the same variable
@@ -107,24 +110,6 @@ class PipelineSettings(BaseSettings):
             _ConfigFileSource(settings_cls),
         )
 
-    def warehouse_for_dataset(self, output: Path) -> Path:
-        """``warehouse_for(output)`` for a command that publishes into ``output``, refusing
-        the default ``<output>/warehouse.duckdb`` when it does not exist but a dataset is
-        already published there: that dataset's state (what it holds, the watermark, the
-        dedup history) is in another warehouse, and a new empty one would republish it
-        without what it already holds. Before this version the default warehouse of the
-        products and papers commands was warehouse/batch_processor.duckdb."""
-        warehouse = self.warehouse_for(output)
-        published = output / "manifests" / "current.json"
-        if self.warehouse_path is None and not warehouse.exists() and published.exists():
-            raise ConfigError(
-                f"{output} holds a published dataset but not its warehouse {warehouse.name}: "
-                f"give the warehouse that built it with --warehouse (or "
-                f"{WAREHOUSE_ENV}); before this version the default was {DEFAULT_WAREHOUSE}, "
-                f"now it is <output>/warehouse.duckdb (move the file there to adopt it)"
-            )
-        return warehouse
-
     def warehouse_for(self, output: Path | None = None) -> Path:
         """The warehouse: the setting, else ``<output>/warehouse.duckdb`` (a dataset's history
         lives with it), else the project's default one."""
@@ -133,7 +118,60 @@ class PipelineSettings(BaseSettings):
         return output / "warehouse.duckdb" if output is not None else DEFAULT_WAREHOUSE
 
 
-class TelemetryConfig(PipelineSettings):
+class DatasetSettings(PipelineSettings):
+    """The settings of a pipeline that publishes a dataset (telemetry, products, papers): an
+    ``--output`` folder, or an ``s3://bucket/prefix`` with a local work folder."""
+
+    work_dir: Path | None = Field(
+        default=None,
+        description="for an s3:// --output: the local folder of the run's staging, dbt "
+        "artifacts, reports and (unless --warehouse) warehouse; default "
+        "warehouse/s3/<bucket>/<prefix>. It moves with the dataset: its warehouse holds the "
+        "state the next run builds on",
+    )
+
+    def work_dir_for(self, output: str) -> Path:
+        """The local folder of an ``s3://`` output: the setting, else
+        ``warehouse/s3/<bucket>/<prefix>`` next to the default warehouse."""
+        from batch_processor.dataset_store import default_work_dir
+
+        return self.work_dir or default_work_dir(output, DEFAULT_WAREHOUSE.parent)
+
+    def output_paths(self, output: Path | str) -> DatasetPaths:
+        """An output folder, or an ``s3://bucket/prefix`` with its local work folder."""
+        from batch_processor.dataset_commit import DatasetPaths
+        from batch_processor.dataset_store import is_remote, open_store
+
+        if is_remote(output):
+            return DatasetPaths(self.work_dir_for(str(output)).absolute(), open_store(output))
+        return DatasetPaths(Path(output).absolute())
+
+    def warehouse_for_dataset(self, paths: DatasetPaths) -> Path:
+        """``warehouse_for`` the output's local folder, for a command that publishes into
+        ``paths``, refusing the default ``<folder>/warehouse.duckdb`` when it does not exist
+        but a dataset is already published there: that dataset's state (what it holds, the
+        watermark, the dedup history) is in another warehouse, and a new empty one would
+        republish it without what it already holds. Before this version the default warehouse
+        of the products and papers commands was warehouse/batch_processor.duckdb."""
+        from batch_processor.dataset_commit import CURRENT
+
+        warehouse = self.warehouse_for(paths.root)
+        if (
+            self.warehouse_path is None
+            and not warehouse.exists()
+            and paths.store.read(CURRENT) is not None
+        ):
+            raise ConfigError(
+                f"{paths.location} holds a published dataset but not its warehouse "
+                f"{warehouse}: give the warehouse that built it with --warehouse (or "
+                f"{WAREHOUSE_ENV}); before this version the default was {DEFAULT_WAREHOUSE}, "
+                f"now it is <output or work folder>/warehouse.duckdb (move the file there to "
+                "adopt it)"
+            )
+        return warehouse
+
+
+class TelemetryConfig(DatasetSettings):
     """Settings of the telemetry pipeline."""
 
     config_table: ClassVar[str] = "telemetry"
@@ -154,13 +192,6 @@ class TelemetryConfig(PipelineSettings):
     )
     temp_directory: Path | None = Field(
         default=None, description="DuckDB spill folder (default: next to the warehouse)"
-    )
-    work_dir: Path | None = Field(
-        default=None,
-        description="for an s3:// --output: the local folder of the run's staging, dbt "
-        "artifacts, reports and (unless --warehouse) warehouse; default "
-        "warehouse/s3/<bucket>/<prefix>. It moves with the dataset: its warehouse holds the "
-        "history the next batch builds on",
     )
     shard_dir: Path | None = Field(
         default=None,
@@ -286,13 +317,6 @@ class TelemetryConfig(PipelineSettings):
     def warehouse(self) -> Path:
         return self.warehouse_for()
 
-    def work_dir_for(self, output: str) -> Path:
-        """The local folder of an ``s3://`` output: the setting, else
-        ``warehouse/s3/<bucket>/<prefix>`` next to the default warehouse."""
-        from batch_processor.dataset_store import default_work_dir
-
-        return self.work_dir or default_work_dir(output, DEFAULT_WAREHOUSE.parent)
-
     @property
     def spill_directory(self) -> Path:
         return self.temp_directory or self.warehouse.with_name(self.warehouse.name + ".tmp")
@@ -358,7 +382,7 @@ def load_telemetry_config(path: Path | None = None, **flags: Any) -> TelemetryCo
     return load_settings(TelemetryConfig, path, **flags)
 
 
-class ProductsSettings(PipelineSettings):
+class ProductsSettings(DatasetSettings):
     """Settings of the products sync."""
 
     config_table: ClassVar[str] = "products"
@@ -374,7 +398,7 @@ class ProductsSettings(PipelineSettings):
     )
 
 
-class PapersSettings(PipelineSettings):
+class PapersSettings(DatasetSettings):
     """Settings of the papers pipeline."""
 
     config_table: ClassVar[str] = "papers"

@@ -121,6 +121,11 @@ class DatasetPaths:
             folder.mkdir(parents=True, exist_ok=True)
 
 
+def as_dataset_paths(output: DatasetPaths | Path) -> DatasetPaths:
+    """A dataset's paths as given (``DatasetSettings.output_paths``), or an output folder's."""
+    return output if isinstance(output, DatasetPaths) else DatasetPaths(Path(output).absolute())
+
+
 @dataclass(frozen=True)
 class StagedParquet:
     files: list[dict[str, Any]]  # the manifest's entries for the staged files

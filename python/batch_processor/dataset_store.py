@@ -50,6 +50,11 @@ class DatasetStore(Protocol):
         """Every key under ``prefix`` (``data/``, ``manifests/``) with its size in bytes."""
         ...
 
+    def modified(self, key: str) -> float | None:
+        """When the object was last written (POSIX seconds; S3: whole seconds, the server's
+        clock), or None if absent."""
+        ...
+
     def publish_file(self, key: str, source: Path) -> None:
         """Make the local ``source`` the object ``key``, whole; ``source`` is consumed."""
         ...
@@ -119,6 +124,12 @@ class LocalStore:
             for path in base.rglob("*")
             if path.is_file()
         }
+
+    def modified(self, key: str) -> float | None:
+        try:
+            return (self.root / key).stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def publish_file(self, key: str, source: Path) -> None:
         fsync_file(source)
@@ -219,6 +230,10 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             raise DatasetStateError(f"{self.uri(prefix)}: S3 listing failed: {exc}") from exc
         return found
+
+    def modified(self, key: str) -> float | None:
+        response = self._call("read", key, self._s3.head_object)
+        return None if response is None else float(response["LastModified"].timestamp())
 
     def publish_file(self, key: str, source: Path) -> None:
         with source.open("rb") as body:  # one PUT: a staged file is at most MAX_FILE_SIZE

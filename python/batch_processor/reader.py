@@ -103,7 +103,7 @@ def _dataset_files(store: DatasetStore, *, verify: bool) -> list[str]:
     return files
 
 
-def _register_s3(con: duckdb.DuckDBPyConnection) -> None:
+def register_s3(con: duckdb.DuckDBPyConnection) -> None:
     """pyarrow's S3 filesystem as the fsspec filesystem DuckDB routes ``s3://`` to."""
     from fsspec.implementations.arrow import ArrowFSWrapper
 
@@ -125,7 +125,7 @@ def read_dataset(
     con.execute("set TimeZone = 'UTC'")
     files = dataset_files(location, verify=verify)
     if is_remote(location):
-        _register_s3(con)
+        register_s3(con)
     else:
         files = [literal_path(Path(f)) for f in files]
     return con.sql(

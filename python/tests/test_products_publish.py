@@ -47,7 +47,7 @@ def test_each_changing_sync_publishes_one_snapshot(tmp_path: Path) -> None:
     warehouse, output = tmp_path / "w.duckdb", tmp_path / "out"
     export = generate_products_export(tmp_path / "in", rows=800, seed=9)
     first = sync_products(export.path.parent, warehouse, output, limit=300)
-    assert first.manifest_path == output / "manifests" / f"manifest-{first.sync_id}.json"
+    assert first.manifest_path == str(output / "manifests" / f"manifest-{first.sync_id}.json")
     manifest = current(output)
     assert manifest["batch_id"] == first.sync_id and manifest["dataset"] == "products"
     assert published_rows(output) == warehouse_rows(warehouse)

@@ -6,7 +6,13 @@ import argparse
 import json
 from pathlib import Path
 
-from batch_processor.cli_common import SubParsers, command, generate_command, lock_timeout_option
+from batch_processor.cli_common import (
+    SubParsers,
+    command,
+    dataset_output_options,
+    generate_command,
+    lock_timeout_option,
+)
 from batch_processor.config import PapersSettings, PipelineSettings
 from batch_processor.errors import ConfigError
 from batch_processor.exit_codes import GROUP_EXIT_CODES_HELP, ExitCode
@@ -36,10 +42,11 @@ def _handle_event(args: argparse.Namespace, settings: PapersSettings) -> int:
         event = json.loads(Path(args.event).read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise ConfigError(f"{args.event}: cannot read the event as JSON: {error}") from error
+    paths = settings.output_paths(args.output)
     result = process_objects(
         objects_of_event(event),
-        settings.warehouse_for_dataset(args.output),
-        args.output,
+        settings.warehouse_for_dataset(paths),
+        paths,
         dynamodb_table=settings.table_of_sink,
         lock_timeout_s=settings.lock_timeout_s,
     )
@@ -50,10 +57,11 @@ def _load(args: argparse.Namespace, settings: PapersSettings) -> int:
     from batch_processor.papers.objects import ObjectRef
     from batch_processor.papers.pipeline import process_objects
 
+    paths = settings.output_paths(args.output)
     result = process_objects(
         [ObjectRef(args.input)],
-        settings.warehouse_for_dataset(args.output),
-        args.output,
+        settings.warehouse_for_dataset(paths),
+        paths,
         dynamodb_table=settings.table_of_sink,
         lock_timeout_s=settings.lock_timeout_s,
     )
@@ -134,11 +142,8 @@ def add_papers_commands(domains: SubParsers) -> None:
             parser.add_argument(
                 "--input", required=True, help="PATH or s3://bucket/key (gzip, zstd or plain)"
             )
-        parser.add_argument(
-            "--output",
-            type=Path,
-            required=True,
-            help="output folder: the Parquet dataset with its manifest, and the results",
+        dataset_output_options(
+            parser, "the Parquet dataset with its manifest (and the results)", work_dir=True
         )
         parser.add_argument(
             "--sink",

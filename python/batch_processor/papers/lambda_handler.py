@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from batch_processor.config import DatasetSettings
 from batch_processor.errors import ConfigError
 from batch_processor.papers.events import objects_of_event
 from batch_processor.papers.pipeline import process_objects
@@ -27,7 +28,10 @@ DYNAMODB_TABLE_ENV = "DYNAMODB_TABLE_NAME"
 
 def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     warehouse = Path(os.environ.get("BATCH_PROCESSOR_DUCKDB_PATH") or DEFAULT_WAREHOUSE)
-    output = Path(os.environ.get(OUTPUT_ENV) or warehouse.parent / "papers")
+    # a folder or s3://bucket/prefix (then with its local work folder, as on the CLI)
+    output = DatasetSettings().output_paths(
+        os.environ.get(OUTPUT_ENV) or str(warehouse.parent / "papers")
+    )
     table = os.environ.get(DYNAMODB_TABLE_ENV, "").strip() or None
     request_id = getattr(context, "aws_request_id", None)
     try:

@@ -46,6 +46,7 @@ from typing import Any
 import duckdb
 
 from batch_processor import db
+from batch_processor.dataset_commit import DatasetPaths, as_dataset_paths, publish_report
 from batch_processor.dbt_runner import batch_build, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
 from batch_processor.logs import log_context
@@ -177,7 +178,7 @@ class PapersResult:
     errors: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None  # the batch failed as a whole (dbt, publish, DynamoDB)
     sink: SinkOutcome | None = None  # with a DynamoDB sink, once the dbt build succeeded
-    manifest_path: Path | None = None
+    manifest_path: str | None = None  # the manifest this batch published (path or URI)
     report_path: Path | None = None
 
     @property
@@ -345,7 +346,7 @@ def _deliver_to_dynamodb(warehouse: Path, table: str, result: PapersResult, tlog
     )
 
 
-def _write_report(output: Path, result: PapersResult) -> Path:
+def _write_report(paths: DatasetPaths, result: PapersResult) -> Path:
     body = {
         **result.result_json(),
         "request_id": result.request_id,
@@ -353,16 +354,17 @@ def _write_report(output: Path, result: PapersResult) -> Path:
         "manifest": str(result.manifest_path) if result.manifest_path else None,
         "objects": [o.__dict__ for o in result.objects],
     }
-    path = output / "reports" / f"papers_{result.started_at:%Y%m%d}_{result.trace_id}.json"
+    path = paths.reports / f"papers_{result.started_at:%Y%m%d}_{result.trace_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     replace_atomic(path, json.dumps(body, indent=2, default=str).encode())
+    publish_report(paths, path)
     return path
 
 
 def process_objects(
     refs: list[ObjectRef],
     warehouse: Path,
-    output: Path,
+    output: DatasetPaths | Path,
     *,
     request_id: str | None = None,
     lock_timeout_s: float = 0.0,
@@ -372,17 +374,18 @@ def process_objects(
     """Load ``refs`` as one batch; never raises for bad input (it is in the result). The
     sink is the warehouse plus Parquet, or with ``dynamodb_table`` the warehouse (which keeps
     the dedup state and the outbox) plus that DynamoDB table, which also receives what
-    earlier batches left pending for it."""
-    warehouse, output = warehouse.absolute(), output.absolute()
+    earlier batches left pending for it. ``output``: a folder, or the paths of an ``s3://``
+    dataset with its local work folder (``DatasetSettings.output_paths``)."""
+    warehouse, paths = warehouse.absolute(), as_dataset_paths(output)
     started_at = datetime.now(UTC).replace(microsecond=0)
     clock = time.monotonic()
     trace_id = new_trace_id(started_at)
     request_id = request_id or f"req-{uuid.uuid4().hex[:12]}"
     tlog = TraceLog(log)  # service, trace_id and request_id come from the log context
     result = PapersResult(trace_id, request_id, [], started_at)
-    work = output / "_dbt" / trace_id
+    work = paths.root / "_dbt" / trace_id
     context = log_context(service=SERVICE, trace_id=trace_id, request_id=request_id)
-    with context, run_locks(output, warehouse, lock_timeout_s):
+    with context, run_locks(paths.root, warehouse, lock_timeout_s):
         ensure_tables(warehouse, STATE_TABLES, "papers_create_state_tables", work / "setup")
         con = db.connect(warehouse, memory_limit_mb=memory_limit_mb)
         try:
@@ -414,14 +417,14 @@ def process_objects(
             else:
                 counts = {k: v for k, v in result.result_json().items() if k.endswith("_count")}
                 result.manifest_path = publish_partitions(
-                    warehouse, output, trace_id=trace_id, dbt_target=work, counts=counts
+                    warehouse, paths, trace_id=trace_id, dbt_target=work, counts=counts
                 )
             shutil.rmtree(work, ignore_errors=True)
         else:
             result.error = "the dbt build failed; nothing was published: " + run.failure_summary()
             result.errors.append({"object": None, "line": None, "error": result.error})
         result.processing_time_ms = round(1000 * (time.monotonic() - clock))
-        result.report_path = _write_report(output, result)
+        result.report_path = _write_report(paths, result)
         level = logging.ERROR if result.error else logging.INFO
         tlog.log(level, "Batch processing completed", metadata=result.result_json())
     return result

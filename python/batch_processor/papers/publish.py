@@ -4,6 +4,9 @@ other pipelines' output (``batch_processor.dataset_commit``):
 <output>/data/year=<YYYY>/month=<MM>/part-<trace_id>-<n>.parquet
 <output>/manifests/manifest-<trace_id>.json, current.json
 
+``<output>`` is a folder or an ``s3://bucket/prefix`` (the same protocol, with conditional
+writes; the warehouse, staging and reports are then in the local work folder).
+
 A batch rewrites the partitions that hold a paper stored since the current manifest was made
 (``updated_through``), so a batch whose publish was interrupted is published by the next one,
 and the partitions the current manifest's files hold those papers in: a newer version whose
@@ -21,13 +24,18 @@ from typing import Any
 
 from batch_processor import db
 from batch_processor.dataset_commit import (
+    CURRENT,
+    DATA,
     DatasetPaths,
     commit_files,
+    manifest_key,
     read_current_version,
     remove_leftovers,
     stage_parquet,
 )
+from batch_processor.dataset_store import is_remote
 from batch_processor.manifest_common import dbt_nodes, range_over, sealed_manifest
+from batch_processor.reader import register_s3
 
 log = logging.getLogger(__name__)
 
@@ -62,42 +70,45 @@ order by published_at, paper_id
 
 def _committed_before(paths: DatasetPaths, batch: str) -> bool:
     """A manifest no older than current.json was current once (manifests are created just
-    before they become current); a newer one is the leftover of an interrupted publish."""
-    manifest = paths.manifest(batch)
-    return (
-        paths.current.exists()
-        and manifest.exists()
-        and manifest.stat().st_mtime <= paths.current.stat().st_mtime
-    )
+    before they become current); a newer one is the leftover of an interrupted publish. On an
+    object store (times in whole seconds) it must be strictly older: a manifest of the same
+    second may be another writer's, mid-commit."""
+    current = paths.store.modified(CURRENT)
+    manifest = paths.store.modified(manifest_key(batch))
+    if current is None or manifest is None:
+        return False
+    return manifest < current if paths.shared else manifest <= current
 
 
 def publish_partitions(
     warehouse: Path,
-    output: Path,
+    paths: DatasetPaths,
     *,
     trace_id: str,
     dbt_target: Path,
     counts: dict[str, Any],
-) -> Path | None:
-    """Commit the partitions changed since the current manifest; the new manifest's path, or
-    None when nothing changed."""
-    paths = DatasetPaths(output)
+) -> str | None:
+    """Commit the partitions changed since the current manifest into ``paths`` (a folder or
+    an S3 prefix); the new manifest's path or URI, or None when nothing changed."""
     previous, version = read_current_version(paths)
     removed = remove_leftovers(paths, lambda batch: _committed_before(paths, batch))
     if removed:
         log.warning("removed %d leftover(s) of an interrupted publish", len(removed))
     since = previous["updated_through"] if previous else None
     published = [
-        (str(paths.data / entry["path"]), *(entry["partition"][k] for k in PARTITION_KEYS))
+        (paths.store.uri(DATA + entry["path"]), *(entry["partition"][k] for k in PARTITION_KEYS))
         for entry in (previous["dataset_files"] if previous else [])
     ]
     con = db.connect(warehouse)
     try:
+        if is_remote(paths.location):
+            register_s3(con)
         con.execute(_CHANGED_SQL, {"since": since})
         con.execute("create temp table published_files (path varchar, year varchar, month varchar)")
         if published:
             con.executemany("insert into published_files values (?, ?, ?)", published)
-            con.execute(_TOUCHED_SQL, {"files": [db.literal_path(p[0]) for p in published]})
+            files = [p[0] if paths.shared else db.literal_path(Path(p[0])) for p in published]
+            con.execute(_TOUCHED_SQL, {"files": files})
         else:
             con.execute("create temp table touched as select distinct year, month from changed")
         touched = {(str(y), str(m)) for y, m in con.execute("from touched").fetchall()}
@@ -139,8 +150,6 @@ def publish_partitions(
         )
     finally:
         con.close()
-    manifest_path = Path(
-        commit_files(paths, trace_id, manifest, previous, expected_version=version)
-    )
+    manifest_path = commit_files(paths, trace_id, manifest, previous, expected_version=version)
     log.info("published papers batch %s: %d file(s)", trace_id, len(output_files))
     return manifest_path

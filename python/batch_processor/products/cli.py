@@ -6,7 +6,13 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from batch_processor.cli_common import SubParsers, command, generate_command, lock_timeout_option
+from batch_processor.cli_common import (
+    SubParsers,
+    command,
+    dataset_output_options,
+    generate_command,
+    lock_timeout_option,
+)
 from batch_processor.config import PipelineSettings, ProductsSettings
 from batch_processor.exit_codes import GROUP_EXIT_CODES_HELP, ExitCode
 from batch_processor.products.postgres_source import is_postgres_url
@@ -37,12 +43,12 @@ def _generate(args: argparse.Namespace, settings: PipelineSettings) -> int:
 def _sync(args: argparse.Namespace, settings: ProductsSettings) -> int:
     from batch_processor.products.sync import sync_products
 
-    output: Path = args.output
+    paths = settings.output_paths(args.output)
     source: str = args.input
     result = sync_products(
         source if is_postgres_url(source) else Path(source),
-        settings.warehouse_for_dataset(output),
-        output,
+        settings.warehouse_for_dataset(paths),
+        paths,
         limit=settings.limit,
         resume=args.resume,
         since=args.since,
@@ -116,11 +122,8 @@ def add_products_commands(domains: SubParsers) -> None:
         metavar="DIR|postgresql://…",
         help="a folder of CSV / JSON lines exports, or a PostgreSQL URL (both read only)",
     )
-    sync.add_argument(
-        "--output",
-        type=Path,
-        required=True,
-        help="output folder: the Parquet snapshot with its manifest, and the sync reports",
+    dataset_output_options(
+        sync, "the Parquet snapshot with its manifest (and the sync reports)", work_dir=True
     )
     sync.add_argument(
         "--source-table",

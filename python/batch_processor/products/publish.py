@@ -5,6 +5,9 @@ Hive-partitioned by brand_code (which every file also holds as a column).
 <output>/data/brand_code=<code>/part-<sync_id>-<n>.parquet
 <output>/manifests/manifest-<sync_id>.json, current.json
 
+``<output>`` is a folder or an ``s3://bucket/prefix`` (the same protocol, with conditional
+writes; the warehouse, staging and reports are then in the local work folder).
+
 A snapshot is due when the change log holds rows the current manifest has not seen (so a sync
 killed after its batches but before its publish is published by the next sync, even one
 that finds nothing new). The previous snapshot's files are superseded at once and deleted one
@@ -23,6 +26,7 @@ from batch_processor import db
 from batch_processor.dataset_commit import (
     DatasetPaths,
     commit_files,
+    manifest_key,
     read_current,
     read_current_version,
     remove_leftovers,
@@ -44,7 +48,7 @@ def _change_log_rows(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def _record_snapshot(
-    con: duckdb.DuckDBPyConnection, batch_id: str, manifest: Path | str, change_log_rows: int
+    con: duckdb.DuckDBPyConnection, batch_id: str, manifest: str, change_log_rows: int
 ) -> None:
     con.execute(
         f"insert or ignore into {SNAPSHOTS} values ($b, $m, $n, now())",
@@ -60,7 +64,7 @@ def _adopt_current(paths: DatasetPaths, con: duckdb.DuckDBPyConnection) -> set[s
         _record_snapshot(
             con,
             current["batch_id"],
-            paths.manifest(current["batch_id"]),
+            paths.store.uri(manifest_key(current["batch_id"])),
             current["statistics"]["change_log_rows"],
         )
     return {str(row[0]) for row in con.execute(f"select batch_id from {SNAPSHOTS}").fetchall()}
@@ -89,17 +93,17 @@ def _watermarks(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def publish_snapshot(
     warehouse: Path,
-    output: Path,
+    paths: DatasetPaths,
     *,
     sync_id: str,
     source: str,
     totals: dict[str, int],
     dbt_runs: list[tuple[str | None, Path]],
-) -> Path | None:
-    """Commit a snapshot of `products` if the warehouse changed since the current one; the
-    new manifest's path, or None when the published snapshot is still up to date.
+) -> str | None:
+    """Commit a snapshot of `products` into ``paths`` (a folder or an S3 prefix) if the
+    warehouse changed since the current one; the new manifest's path or URI, or None when the
+    published snapshot is still up to date.
     ``dbt_runs``: (invocation id, target path) of each batch this sync ran."""
-    paths = DatasetPaths(output)
     con = db.connect(warehouse)
     try:
         committed = _adopt_current(paths, con)
@@ -147,10 +151,8 @@ def publish_snapshot(
         with db.connect(warehouse) as con:
             _record_snapshot(con, sync_id, manifest_path, change_log_rows)
 
-    manifest_path = Path(
-        commit_files(
-            paths, sync_id, manifest, previous, expected_version=version, after_commit=record
-        )
+    manifest_path = commit_files(
+        paths, sync_id, manifest, previous, expected_version=version, after_commit=record
     )
     log.info("published products snapshot %s: %d file(s)", sync_id, len(output_files))
     return manifest_path

@@ -33,6 +33,7 @@ import duckdb
 
 from batch_processor import db
 from batch_processor.config import ProductsSettings
+from batch_processor.dataset_commit import DatasetPaths, as_dataset_paths, publish_report
 from batch_processor.dbt_runner import DbtRun, batch_build, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
 from batch_processor.errors import ConfigError
@@ -151,7 +152,7 @@ class SyncResult:
     error: str | None = None
     failing_nodes: list[dict[str, Any]] = field(default_factory=list)
     report_path: Path | None = None
-    manifest_path: Path | None = None  # the snapshot this sync published, if any
+    manifest_path: str | None = None  # the snapshot this sync published (path or URI), if any
 
     def total(self, name: str) -> int:
         return sum(int(getattr(batch, name)) for batch in self.batches)
@@ -353,7 +354,7 @@ def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Pat
 def sync_products(
     source: Path | str,
     warehouse: Path,
-    output: Path,
+    output: DatasetPaths | Path,
     *,
     limit: int = DEFAULT_LIMIT,
     resume: bool = True,
@@ -365,16 +366,19 @@ def sync_products(
     lock_timeout_s: float = 0.0,
 ) -> SyncResult:
     """Sync ``source`` (an export folder, or a ``postgresql://`` URL and ``source_table``).
-    ``since`` (tz-aware) takes in every row at or after it again, whatever the watermark."""
+    ``since`` (tz-aware) takes in every row at or after it again, whatever the watermark.
+    ``output``: a folder, or the paths of an ``s3://`` dataset with its local work folder
+    (``DatasetSettings.output_paths``), which holds the lock, dbt's artifacts and reports."""
     if limit < 1:
         raise ConfigError(f"--limit must be at least 1 (got {limit})")
     if since is not None and since.tzinfo is None:
         raise ConfigError(f"--since {since.isoformat()}: give a time zone offset (or Z)")
     started_at = datetime.now(UTC)
+    paths = as_dataset_paths(output)
     postgres = PostgresSource(str(source), source_table) if is_postgres_url(str(source)) else None
     label = postgres.label if postgres else str(source)
     result = SyncResult(uuid.uuid4().hex[:12], label, dry_run)
-    work = output / "_dbt" / f"products-{result.sync_id}"
+    work = paths.root / "_dbt" / f"products-{result.sync_id}"
     batches = partial(
         _run_batches,
         work=work,
@@ -385,7 +389,7 @@ def sync_products(
         since=since,
         memory_limit_mb=memory_limit_mb,
     )
-    with run_locks(output, warehouse, lock_timeout_s):
+    with run_locks(paths.root, warehouse, lock_timeout_s):
         with _scratch_copy(warehouse) if dry_run else nullcontext(warehouse) as target:
             # the source and state tables come from dbt's on-run-start macro (one definition)
             ensure_tables(target, STATE_TABLES, "products_create_state_tables", work / "setup")
@@ -407,7 +411,7 @@ def sync_products(
             if not dry_run and result.error is None:
                 result.manifest_path = publish_snapshot(
                     target,
-                    output,
+                    paths,
                     sync_id=result.sync_id,
                     source=label,
                     totals=result.totals(),
@@ -416,7 +420,8 @@ def sync_products(
                         for number, batch in enumerate(result.batches, start=1)
                     ],
                 )
-        result.report_path = _write_report(output, result, started_at)
+        result.report_path = _write_report(paths.root, result, started_at)
+        publish_report(paths, result.report_path)
         if result.error is None:  # a failed sync keeps dbt's logs for the report's reader
             shutil.rmtree(work, ignore_errors=True)
     return result

@@ -15,7 +15,6 @@ from typing import Any
 
 from batch_processor.config import TelemetryConfig
 from batch_processor.dataset_commit import CURRENT, DatasetPaths, publish_report
-from batch_processor.dataset_store import is_remote, open_store
 from batch_processor.dbt_runner import DbtRun, batch_build, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
@@ -104,13 +103,6 @@ def require_balanced(accounting: dict[str, Any] | None) -> dict[str, Any]:
     return accounting
 
 
-def output_paths(config: TelemetryConfig, output: Path | str) -> DatasetPaths:
-    """An output folder, or an ``s3://bucket/prefix`` with its local work folder."""
-    if is_remote(output):
-        return DatasetPaths(config.work_dir_for(str(output)).absolute(), open_store(output))
-    return DatasetPaths(Path(output).absolute())
-
-
 def run_telemetry(
     config: TelemetryConfig,
     input_dir: Path,
@@ -123,12 +115,12 @@ def run_telemetry(
     """One batch. ``rebuild_all`` rebuilds the marts from scratch (the history is never
     rebuilt) and republishes every partition: the way to bring a dataset published by an
     older version to the current schema. ``output`` is a folder or ``s3://bucket/prefix``
-    (``output_paths``)."""
+    (``TelemetryConfig.output_paths``)."""
     if not input_dir.is_dir():
         raise RunFailedError(f"input folder not found: {input_dir}")
     # dbt resolves relative paths against the project, not the caller's folder
     input_dir = input_dir.absolute()
-    paths = output_paths(config, output)
+    paths = config.output_paths(output)
     output_dir = paths.root
     # the dataset's history lives with the dataset (its work folder) unless a warehouse is given
     config = config.model_copy(

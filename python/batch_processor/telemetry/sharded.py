@@ -53,7 +53,6 @@ from batch_processor.telemetry.manifest import assemble_manifest
 from batch_processor.telemetry.pipeline import (
     BatchFailedError,
     TelemetryRunResult,
-    output_paths,
     quality_report_after_commit,
 )
 from batch_processor.telemetry.publisher import CommitResult, carry_forward
@@ -260,7 +259,7 @@ def run_sharded(
     if not input_dir.is_dir():
         raise RunFailedError(f"input folder not found: {input_dir}")
     input_dir = input_dir.absolute()
-    paths = output_paths(config, output)
+    paths = config.output_paths(output)
     shard_dir = (config.shard_dir or paths.root / "_shards").absolute()
     started_at = datetime.now(UTC)
     result = TelemetryRunResult(batch_id=str(uuid.uuid4()))
