@@ -113,10 +113,10 @@ def _telemetry_run(args: argparse.Namespace, config: TelemetryConfig) -> int:
     return result.exit_code
 
 
-def _telemetry_report(args: argparse.Namespace, settings: PipelineSettings) -> int:
+def _telemetry_report(args: argparse.Namespace, settings: DatasetSettings) -> int:
     from batch_processor.telemetry.quality_report import write_quality_report
 
-    path = write_quality_report(args.output, args.to)
+    path = write_quality_report(settings.output_paths(args.output), args.to)
     print(f"quality report: {path}")
     return ExitCode.OK
 
@@ -329,17 +329,17 @@ def build_parser() -> argparse.ArgumentParser:
         handler=_telemetry_report,
         epilog="exit codes: 0 written; 1 failed (e.g. no dataset is published there, or its "
         "current.json cannot be read); 2 usage error",
+        settings=DatasetSettings,
         config=False,
     )
-    report.add_argument(
-        "--output", type=Path, required=True, help="the published dataset's output folder"
-    )
+    dataset_output_options(report, "the published telemetry dataset", work_dir=True)
     report.add_argument(
         "--to",
         type=Path,
         default=None,
         metavar="FILE",
-        help="write the page here (default <output>/reports/quality_report.html)",
+        help="write the page here (default <output or work folder>/reports/quality_report.html; "
+        "an s3:// dataset also gets it as <prefix>/reports/quality_report.html)",
     )
 
     load = command(

@@ -128,6 +128,23 @@ def test_s3_dataset_equals_the_local_run(s3_bucket, generated, tmp_path):
     stored = keys(s3_bucket, "telemetry/plant-a")
     assert {k for k in stored if k.startswith("data/")} == published_keys(remote)
 
+    # the quality report of the S3 dataset: read through its manifest, put next to it
+    run = subprocess.run(
+        [CLI, "telemetry", "report", "--output", remote, "--work-dir", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    page = (
+        boto3.client("s3")
+        .get_object(Bucket=s3_bucket, Key="telemetry/plant-a/reports/quality_report.html")["Body"]
+        .read()
+        .decode()
+    )
+    assert f"batch {current_manifest(remote)['batch_id']}" in page
+    sites = {f["partition"]["site_id"] for f in current_manifest(local)["dataset_files"]}
+    assert sites and all(f'data-site="{site}"' in page for site in sites)
+    assert page.count("<tr>") > 3  # the ledger tables of the batch reports in the work folder
+
 
 def _wait_for(path: Path, process: subprocess.Popen[str], seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds

@@ -67,14 +67,16 @@ class Worker:
             self.process.wait(timeout=120)
 
 
-def coordinator(input_dir: Path, output: str, url: str, work: Path) -> subprocess.Popen[str]:
+def coordinator(
+    input_dir: Path, output: str, url: str, work: Path, **env: str
+) -> subprocess.Popen[str]:
     environment = {k: v for k, v in os.environ.items() if k not in (CRASH_ENV, PAUSE_ENV)}
     return subprocess.Popen(
         [
             *(CLI, "telemetry", "run", "--input", str(input_dir), "--output", output),
             *("--workers", url, "--work-dir", str(work), "--shard-dir", str(work / "shards")),
         ],
-        env={**environment, "BATCH_PROCESSOR_QUALITY_REPORT": "false"},
+        env={**environment, "BATCH_PROCESSOR_QUALITY_REPORT": "false", **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -200,3 +202,44 @@ def test_two_coordinators_on_one_prefix_one_holds_the_lease(s3_bucket):
     # a lease that has expired (its coordinator was killed) is taken over
     with coordinator_lease(store, "killed", ttl_s=-1), coordinator_lease(store, "c", ttl_s=600):
         assert json.loads(store.read(LEASE)[0])["batch_id"] == "c"
+
+
+def test_two_sharded_coordinators_racing_on_one_prefix_one_commits(tmp_path, nats_url, s3_bucket):
+    """Two machines (two work folders) start the same batch on one S3 prefix: the one that
+    holds the lease commits; the other fails at once, changing nothing, and says why."""
+    first, _ = batches(tmp_path)
+    output, release = f"s3://{s3_bucket}/plants", tmp_path / "release"
+    worker = Worker(nats_url, tmp_path, "w")
+    try:
+        # A holds the lease and waits just before its commit point
+        a = coordinator(
+            first, output, nats_url, tmp_path / "a", **{PAUSE_ENV: f"before_current:{release}"}
+        )
+        deadline = time.monotonic() + 300
+        while not Path(f"{release}.reached").exists():
+            assert a.poll() is None, a.communicate()
+            assert time.monotonic() < deadline, "coordinator A did not reach its commit"
+            time.sleep(0.1)
+        b = coordinator(first, output, nats_url, tmp_path / "b")
+        b_log, _ = b.communicate(timeout=300)
+        assert b.returncode == 1 and "another coordinator" in b_log, b_log
+        assert "nothing" in b_log.lower() or "not committed" in b_log.lower(), b_log
+        release.touch()
+        a_log = finished(a)
+    finally:
+        worker.stop()
+    s3 = boto3.client("s3")
+    listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="plants/manifests/")
+    manifests = [o["Key"] for o in listed["Contents"] if "/manifest-" in o["Key"]]
+    assert len(manifests) == 1, manifests  # one commit
+    manifest = current_manifest(output)
+    assert manifest["batch_id"] in a_log and manifest["batch_id"] in manifests[0]
+    data = s3.list_objects_v2(Bucket=s3_bucket, Prefix="plants/data/")
+    present = {o["Key"].removeprefix("plants/") for o in data["Contents"]}
+    assert present == {"data/" + f["path"] for f in manifest["dataset_files"]}
+    assert s3.list_objects_v2(Bucket=s3_bucket, Prefix="plants/" + LEASE)["KeyCount"] == 0
+    # the loser's failure is reported next to the dataset too
+    reports = s3.list_objects_v2(Bucket=s3_bucket, Prefix="plants/reports/")["Contents"]
+    failed = [json.loads(s3.get_object(Bucket=s3_bucket, Key=r["Key"])["Body"].read())
+              for r in reports if r["Key"].endswith(".json")]  # fmt: skip
+    assert [r["status"] for r in failed].count("failed") == 1

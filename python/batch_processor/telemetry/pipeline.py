@@ -178,7 +178,7 @@ def run_telemetry(
             prune_artifacts(paths, config)
         result.report_path = write_report(paths, config, result, started_at, input_dir)
         publish_report(paths, result.report_path)
-        result.quality_report_path = quality_report_after_commit(paths, result, config, output)
+        result.quality_report_path = quality_report_after_commit(paths, result, config)
         result.dataset_current = paths.store.uri(CURRENT)
     return result
 
@@ -271,28 +271,19 @@ def build_batch(
 
 
 def quality_report_after_commit(
-    paths: DatasetPaths, result: TelemetryRunResult, config: TelemetryConfig, output: Path | str
+    paths: DatasetPaths, result: TelemetryRunResult, config: TelemetryConfig
 ) -> Path | None:
-    """The quality report of a committed batch's dataset, when it is a local folder."""
+    """The HTML quality report of the dataset a batch just committed (a folder or an S3
+    prefix). The dataset and the batch report are already written: a page that cannot be
+    made is a warning, not a failed batch (``batch-processor telemetry report`` makes it
+    again)."""
     if result.commit is None or not config.quality_report:
         return None
-    if paths.shared:
-        log.info("the quality report reads a local dataset: not written for %s", output)
-        return None
-    return _quality_report(paths.root, result, config)
-
-
-def _quality_report(
-    output_dir: Path, result: TelemetryRunResult, config: TelemetryConfig
-) -> Path | None:
-    """The HTML quality report of the dataset just committed. The dataset and the batch
-    report are already written: a page that cannot be made is a warning, not a failed batch
-    (``batch-processor telemetry report`` makes it again)."""
     from batch_processor.telemetry.quality_report import write_quality_report
 
     step = time.monotonic()
     try:
-        return write_quality_report(output_dir, memory_limit_mb=config.memory_limit_mb)
+        return write_quality_report(paths, memory_limit_mb=config.memory_limit_mb)
     except Exception as error:
         log.warning("the quality report could not be written: %s", error)
         return None

@@ -25,6 +25,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from batch_processor.dataset_commit import DatasetPaths, as_dataset_paths, publish_report
 from batch_processor.durable import replace_atomic
 from batch_processor.paths import TELEMETRY_POINTS_SEED
 from batch_processor.reader import current_manifest, read_dataset
@@ -341,9 +342,9 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _batch_reports(output_dir: Path) -> list[dict[str, Any]]:
+def _batch_reports(folder: Path) -> list[dict[str, Any]]:
     reports = []
-    for path in sorted((output_dir / "reports").glob("batch_report_*.json")):
+    for path in sorted(folder.glob("batch_report_*.json")):
         try:
             reports.append(json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError):
@@ -432,13 +433,15 @@ th { background: #f3f3f3; } section.site { margin-bottom: 40px; }
 """
 
 
-def build_quality_report(output_dir: Path, memory_limit_mb: int = 1024) -> str:
-    """The report's HTML for the dataset published in ``output_dir``."""
-    manifest = current_manifest(output_dir)
+def build_quality_report(output: DatasetPaths | Path, memory_limit_mb: int = 1024) -> str:
+    """The report's HTML for the dataset published in ``output`` (a folder, or the paths of
+    an ``s3://`` dataset whose batch reports are in its local work folder)."""
+    paths = as_dataset_paths(output)
+    manifest = current_manifest(paths.location)
     con = duckdb.connect(config={"memory_limit": f"{memory_limit_mb}MB"})
     try:
         con.execute("set TimeZone = 'UTC'")
-        read_dataset(output_dir, connection=con).create_view("published")
+        read_dataset(paths.location, connection=con).create_view("published")
         # nanosecond timestamps (the dataset's Parquet type) as timestamptz for the arithmetic
         con.execute(
             "create view dataset as select * replace (timestamp::timestamptz as timestamp) "
@@ -459,7 +462,7 @@ def build_quality_report(output_dir: Path, memory_limit_mb: int = 1024) -> str:
         figures = [_site_figures(con, site, channels, colours) for site in sites]
     finally:
         con.close()
-    reports = _batch_reports(output_dir)
+    reports = _batch_reports(paths.reports)
     sections = []
     for site in figures:
         flags = ", ".join(f"{flag} {count:,}" for flag, count in sorted(site.flags.items()))
@@ -473,15 +476,16 @@ def build_quality_report(output_dir: Path, memory_limit_mb: int = 1024) -> str:
         )
     created = datetime.now(UTC).isoformat(timespec="seconds")
     batch = html.escape(str(manifest.get("batch_id")))
+    name = paths.location.rstrip("/").rsplit("/", 1)[-1]
     total_rows = int(manifest.get("statistics", {}).get("total_rows", 0))
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>Telemetry quality report: {html.escape(str(output_dir.name))}</title>
+<title>Telemetry quality report: {html.escape(name)}</title>
 <style>{_STYLE}</style>
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head><body>
 <h1>Telemetry quality report</h1>
-<p class="meta">Dataset {html.escape(str(output_dir))}: batch {batch},
+<p class="meta">Dataset {html.escape(paths.location)}: batch {batch},
 {len(sites)} site(s), {total_rows:,} rows; made {created}.</p>
 {"".join(sections)}
 {_ledger_tables(reports)}
@@ -490,11 +494,16 @@ def build_quality_report(output_dir: Path, memory_limit_mb: int = 1024) -> str:
 
 
 def write_quality_report(
-    output_dir: Path, target: Path | None = None, memory_limit_mb: int = 1024
+    output: DatasetPaths | Path, target: Path | None = None, memory_limit_mb: int = 1024
 ) -> Path:
     """Write the report (atomically) to ``target``; by default
-    ``<output>/reports/quality_report.html``."""
-    target = target or output_dir / "reports" / REPORT_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    replace_atomic(target, build_quality_report(output_dir, memory_limit_mb).encode("utf-8"))
-    return target
+    ``<output or work folder>/reports/quality_report.html``, which an ``s3://`` dataset also
+    gets next to it (``<prefix>/reports/quality_report.html``)."""
+    paths = as_dataset_paths(output)
+    page = build_quality_report(paths, memory_limit_mb).encode("utf-8")
+    path = target or paths.reports / REPORT_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    replace_atomic(path, page)
+    if target is None:
+        publish_report(paths, path)
+    return path

@@ -341,7 +341,7 @@ def run_sharded(
             paths, config, result, started_at, input_dir, extra=_report_extra(events, parts)
         )
         publish_report(paths, result.report_path)
-        result.quality_report_path = quality_report_after_commit(paths, result, config, output)
+        result.quality_report_path = quality_report_after_commit(paths, result, config)
         result.dataset_current = paths.store.uri(CURRENT)
     return result
 
