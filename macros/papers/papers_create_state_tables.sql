@@ -7,7 +7,9 @@
       until DynamoDB acknowledged the paper's current version. Rows are enqueued only inside
       the transaction of the `papers` model (its post-hook, papers_enqueue_for_dynamodb), so
       a stored paper and its pending delivery commit together; the sink (Python) only sends
-      the pending items (model papers_dynamodb_items) and records each acknowledgement. -#}
+      the pending items (model papers_dynamodb_items) and records each acknowledgement;
+    - papers.published_batches: the batches whose Parquet manifest this warehouse committed
+      (one row per manifest that became current): what proves a published batch ours. -#}
 {% macro papers_create_state_tables() %}
     create schema if not exists papers_raw;
     create table if not exists papers_raw.paper_records (
@@ -27,6 +29,11 @@
         acknowledged_at timestamptz,
         acknowledged_by varchar,
         primary key (dynamodb_table, paper_id)
+    );
+    create table if not exists papers.published_batches (
+        batch_id varchar primary key,
+        manifest_path varchar not null,
+        published_at timestamptz not null
     );
 {% endmacro %}
 

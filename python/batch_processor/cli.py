@@ -124,7 +124,7 @@ def _telemetry_report(args: argparse.Namespace, settings: DatasetSettings) -> in
 def _repair(args: argparse.Namespace, settings: DatasetSettings) -> int:
     from batch_processor.dataset_commit import repair_current
 
-    manifest = repair_current(settings.output_paths(args.output))
+    manifest = repair_current(settings.output_paths(args.output), args.batch)
     print(
         f"current.json now points at batch {manifest.get('batch_id')} "
         f"({len(manifest.get('dataset_files', []))} file(s), created {manifest.get('created_at')})"
@@ -384,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     dataset_output_options(
         repair, "a published dataset (telemetry, products or papers)", work_dir=True
+    )
+    repair.add_argument(
+        "--batch",
+        default=None,
+        metavar="BATCH_ID",
+        help="the batch whose manifest was current (default: the newest valid one; needed on "
+        "S3 when there are several, since another machine's batch may have died before its "
+        "commit)",
     )
     return parser
 

@@ -105,6 +105,8 @@ def output_location(text: str) -> Path | str:
     from batch_processor.dataset_store import is_remote, split_s3_uri
     from batch_processor.errors import DatasetStateError
 
+    if text.lower().startswith("s3:") and not is_remote(text):  # S3://b, s3:/b: not folders
+        raise argparse.ArgumentTypeError(f"{text}: an S3 dataset is written s3://BUCKET[/PREFIX]")
     if is_remote(text):
         try:
             split_s3_uri(text)

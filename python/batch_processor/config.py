@@ -161,12 +161,17 @@ class DatasetSettings(PipelineSettings):
             and not warehouse.exists()
             and paths.store.read(CURRENT) is not None
         ):
+            if paths.shared:
+                raise ConfigError(
+                    f"{paths.location} holds a published dataset but this work folder has no "
+                    f"warehouse ({warehouse}): run from the --work-dir that built it (or give "
+                    f"its warehouse with --warehouse or {WAREHOUSE_ENV})"
+                )
             raise ConfigError(
                 f"{paths.location} holds a published dataset but not its warehouse "
                 f"{warehouse}: give the warehouse that built it with --warehouse (or "
                 f"{WAREHOUSE_ENV}); before this version the default was {DEFAULT_WAREHOUSE}, "
-                f"now it is <output or work folder>/warehouse.duckdb (move the file there to "
-                "adopt it)"
+                f"now it is <output>/warehouse.duckdb (move the file there to adopt it)"
             )
         return warehouse
 

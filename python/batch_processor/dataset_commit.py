@@ -253,11 +253,13 @@ def read_pointer(paths: DatasetPaths) -> tuple[dict[str, Any] | None, str | None
     """current.json, verified, and its version; (None, None) when there is none. Unlike
     ``read_current_version`` it does not look at ``data/``: for a shard, whose siblings'
     uploads of a first batch are there before any current.json."""
+    found = paths.store.read(CURRENT)  # a store that cannot be read says so, with no hint
+    if found is None:
+        return None, None
     try:
-        found = _read_manifest(paths.store, CURRENT)
-    except DatasetStateError as exc:
+        return parse_manifest(found[0], paths.store.uri(CURRENT)), found[1]
+    except DatasetStateError as exc:  # damaged or edited: the manifests can rebuild it
         raise DatasetStateError(f"{exc}; " + REPAIR_HINT.format(root=paths.location)) from exc
-    return found if found is not None else (None, None)
 
 
 def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
@@ -267,6 +269,41 @@ def read_current(paths: DatasetPaths) -> dict[str, Any] | None:
     must not build on raises DatasetStateError: deleting or re-listing files on an
     unverified pointer loses data."""
     return read_current_version(paths)[0]
+
+
+def adopt_or_refuse(
+    paths: DatasetPaths,
+    current: dict[str, Any] | None,
+    recorded: set[str],
+    *,
+    legacy: bool = False,
+) -> bool:
+    """Whether the warehouse must record ``current`` (the verified current manifest) as its
+    own now. It is ours when the warehouse recorded it (``recorded``: the batches it
+    committed), or when its staging folder is still here (killed just after its commit point,
+    before the record). ``legacy``: a warehouse from before such records existed, on a folder
+    only it writes to, adopts it with a warning. Anything else raises DatasetStateError:
+    another warehouse publishes to this dataset, and building on its manifest from this
+    warehouse would republish the dataset without what only the other one holds."""
+    if current is None or current["batch_id"] in recorded:
+        return False
+    if paths.staging(current["batch_id"]).exists():
+        return True
+    if legacy:
+        log.warning(
+            "adopting batch %s of %s: this warehouse has no record of the batches it "
+            "published (made before this version)",
+            current["batch_id"],
+            paths.location,
+        )
+        return True
+    raise DatasetStateError(
+        f"{paths.store.uri(CURRENT)} names batch {current['batch_id']}, which this warehouse "
+        f"did not commit (it knows {len(recorded)} batch(es) of its own): another warehouse or "
+        "machine publishes to this dataset, and this one would republish it without what only "
+        "that one holds. Run from the work folder (--work-dir) or --warehouse that built it; "
+        "one writer per dataset"
+    )
 
 
 def check_listed_files(paths: DatasetPaths, manifest: dict[str, Any]) -> None:
@@ -288,14 +325,17 @@ def check_listed_files(paths: DatasetPaths, manifest: dict[str, Any]) -> None:
         )
 
 
-def repair_current(paths: DatasetPaths) -> dict[str, Any]:
+def repair_current(paths: DatasetPaths, batch_id: str | None = None) -> dict[str, Any]:
     """Rebuild a missing, unreadable or edited ``current.json`` from the newest manifest whose
     checksum verifies, if all its files are present. Returns that manifest; raises
     DatasetStateError, changing nothing, when there is none or its files are not all there
     (an older manifest is never promoted over a newer one: that would un-publish a committed
     batch and let the next run delete its files). A manifest of a batch whose staging folder
     is still there never reached its commit point and is not a candidate. A current.json
-    that verifies is left as it is; if files it lists are missing, that is an error."""
+    that verifies is left as it is; if files it lists are missing, that is an error.
+    On a shared store (S3) another machine's batch may have created its manifest and died
+    before its swap, and nothing there tells it from a committed one: with more than one
+    candidate the caller names the batch (``batch_id``) that was current."""
     store = paths.store
     current = store.read(CURRENT)
     if current is not None:
@@ -328,7 +368,24 @@ def repair_current(paths: DatasetPaths) -> dict[str, Any]:
         raise DatasetStateError(
             f"{store.uri(MANIFESTS)}: no valid manifest to repair from ({detail})"
         )
-    _, name, manifest = max(candidates, key=lambda c: (c[0], c[1]))
+    if batch_id is not None:
+        chosen = [c for c in candidates if c[2].get("batch_id") == batch_id]
+        if not chosen:
+            raise DatasetStateError(
+                f"{store.uri(MANIFESTS)}: no valid manifest of batch {batch_id} to repair from"
+            )
+        _, name, manifest = chosen[0]
+    elif paths.shared and len(candidates) > 1:
+        newest = sorted(candidates, key=lambda c: (c[0], c[1]), reverse=True)[:3]
+        raise DatasetStateError(
+            f"{store.uri(MANIFESTS)} holds {len(candidates)} manifests, and on a shared store "
+            "the newest may be another machine's batch that died before its commit: name the "
+            "batch that was current with --batch (newest: "
+            + ", ".join(f"{c[2].get('batch_id')} created {c[0]}" for c in newest)
+            + "); nothing was changed"
+        )
+    else:
+        _, name, manifest = max(candidates, key=lambda c: (c[0], c[1]))
     check_listed_files(paths, manifest)
     body = json.dumps(manifest, indent=2, sort_keys=False, default=str).encode()
     store.swap(CURRENT, body, current[1] if current else None)

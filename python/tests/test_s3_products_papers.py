@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ import pyarrow.dataset as pads
 import pytest
 
 from batch_processor.config import DatasetSettings
+from batch_processor.dataset_commit import CRASH_ENV
 from batch_processor.dataset_store import S3_SCHEME, is_remote, split_s3_uri
 from batch_processor.db import literal_path
 from batch_processor.papers.generator import generate_papers_feed
@@ -75,10 +77,12 @@ def bucket_data_keys(location: str) -> set[str]:
     }
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     return subprocess.run(
-        [CLI, *args], env=dict(os.environ), capture_output=True, text=True, timeout=600
-    )
+        [CLI, *args], env={**environment, **(env or {})}, capture_output=True, text=True,
+        timeout=600,
+    )  # fmt: skip
 
 
 def test_products_on_s3_equal_the_local_snapshot_and_verify_and_repair(
@@ -125,7 +129,11 @@ def test_products_on_s3_equal_the_local_snapshot_and_verify_and_repair(
 
     committed = current_manifest(location)["batch_id"]
     s3.delete_object(Bucket=bucket, Key=f"{prefix}/manifests/current.json")
+    # two manifests: on a shared store the newest may be a dead batch of another machine
     repair = cli("repair", "--output", location, "--work-dir", str(work))
+    assert repair.returncode == 1 and "--batch" in repair.stderr, repair.stdout + repair.stderr
+    assert "current.json" not in "".join(bucket_data_keys(location))
+    repair = cli("repair", "--output", location, "--work-dir", str(work), "--batch", committed)
     assert repair.returncode == 0 and committed in repair.stdout, repair.stdout + repair.stderr
     assert current_manifest(location)["batch_id"] == committed
     assert cli("verify", "--output", location, "--work-dir", str(work)).returncode == 0
@@ -183,3 +191,34 @@ def test_papers_on_s3_equal_the_local_dataset(s3_bucket: str, tmp_path: Path) ->
     assert bucket_data_keys(location) == {"data/" + f["path"] for f in live}
     verify = cli("verify", "--output", location, "--work-dir", str(work))
     assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    # a warehouse that did not build the dataset is refused, and the dataset stays as it was
+    before = current_manifest(location)
+    other = DatasetSettings(work_dir=tmp_path / "other").output_paths(location)
+    refused = process_objects([ObjectRef(str(updates))], tmp_path / "other.duckdb", other)
+    assert refused.status == "failed" and "did not commit" in str(refused.error), refused.error
+    assert current_manifest(location) == before
+
+    # killed after its uploads, before the commit: the dataset is as it was; the next run
+    # removes what the dead batch uploaded (its staging folder proves it ours)
+    killed = cli("papers", "load", "--input", str(updates), "--output", location,
+                 "--work-dir", str(work), env={CRASH_ENV: "before_current"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert current_manifest(location) == before
+    assert bucket_data_keys(location) > {"data/" + f["path"] for f in live}  # its uploads
+    # killed just after its commit point, before the warehouse recorded it: adopted
+    later = tmp_path / "later.jsonl"
+    later.write_text(json.dumps({"id": "http://arxiv.org/abs/2999.00001v1", "title": "new",
+                                 "published": "2031-01-01T00:00:00Z"}) + "\n")  # fmt: skip
+    killed = cli("papers", "load", "--input", str(later), "--output", location,
+                 "--work-dir", str(work), env={CRASH_ENV: "after_current"})  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    after = current_manifest(location)
+    assert after["batch_id"] != before["batch_id"]
+    run = cli("papers", "load", "--input", str(later), "--output", location,
+              "--work-dir", str(work))  # fmt: skip
+    assert run.returncode == 0, run.stdout + run.stderr
+    manifest = current_manifest(location)
+    live = manifest["dataset_files"] + manifest["superseded_files"]
+    assert bucket_data_keys(location) == {"data/" + f["path"] for f in live}
+    assert "arxiv:2999.00001" in {row[0] for row in duckdb_rows(location, "paper_id")}

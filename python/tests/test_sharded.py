@@ -223,7 +223,6 @@ def test_two_sharded_coordinators_racing_on_one_prefix_one_commits(tmp_path, nat
         b = coordinator(first, output, nats_url, tmp_path / "b")
         b_log, _ = b.communicate(timeout=300)
         assert b.returncode == 1 and "another coordinator" in b_log, b_log
-        assert "nothing" in b_log.lower() or "not committed" in b_log.lower(), b_log
         release.touch()
         a_log = finished(a)
     finally:

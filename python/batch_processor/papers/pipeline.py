@@ -49,6 +49,7 @@ from batch_processor import db
 from batch_processor.dataset_commit import DatasetPaths, as_dataset_paths, publish_report
 from batch_processor.dbt_runner import batch_build, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
+from batch_processor.errors import BatchProcessorError
 from batch_processor.logs import log_context
 from batch_processor.papers.dynamodb_sink import (
     OUTBOX,
@@ -67,7 +68,7 @@ log = logging.getLogger(__name__)
 SERVICE = "batch-processor"
 DBT_SELECTOR = "tag:papers"
 RAW_TABLE = "papers_raw.paper_records"
-STATE_TABLES = [("papers_raw", "paper_records"), OUTBOX_TABLE]
+STATE_TABLES = [("papers_raw", "paper_records"), OUTBOX_TABLE, ("papers", "published_batches")]
 SPOOL_DELIMITER = "\x1f"  # never in a JSON line (control characters must be escaped)
 MAX_ERRORS_IN_RESULT = 100
 MEMORY_LIMIT_MB = 512  # DuckDB's limit for the load and the dbt build; it spills beyond it
@@ -416,9 +417,13 @@ def process_objects(
                 _deliver_to_dynamodb(warehouse, dynamodb_table, result, tlog)
             else:
                 counts = {k: v for k, v in result.result_json().items() if k.endswith("_count")}
-                result.manifest_path = publish_partitions(
-                    warehouse, paths, trace_id=trace_id, dbt_target=work, counts=counts
-                )
+                try:
+                    result.manifest_path = publish_partitions(
+                        warehouse, paths, trace_id=trace_id, dbt_target=work, counts=counts
+                    )
+                except BatchProcessorError as exc:  # e.g. another writer committed first
+                    result.error = f"the papers were stored but not published: {exc}"
+                    result.errors.append({"object": None, "line": None, "error": result.error})
             shutil.rmtree(work, ignore_errors=True)
         else:
             result.error = "the dbt build failed; nothing was published: " + run.failure_summary()

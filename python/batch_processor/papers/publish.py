@@ -22,11 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from batch_processor import db
 from batch_processor.dataset_commit import (
     CURRENT,
     DATA,
     DatasetPaths,
+    adopt_or_refuse,
     commit_files,
     manifest_key,
     read_current_version,
@@ -40,6 +43,7 @@ from batch_processor.reader import register_s3
 log = logging.getLogger(__name__)
 
 PAPERS = "papers.papers"
+PUBLISHED = "papers.published_batches"  # the batches this warehouse committed
 PARTITION_KEYS = ("year", "month")
 
 _CHANGED_SQL = f"""
@@ -69,15 +73,57 @@ order by published_at, paper_id
 
 
 def _committed_before(paths: DatasetPaths, batch: str) -> bool:
-    """A manifest no older than current.json was current once (manifests are created just
-    before they become current); a newer one is the leftover of an interrupted publish. On an
-    object store (times in whole seconds) it must be strictly older: a manifest of the same
-    second may be another writer's, mid-commit."""
+    """In a folder only this warehouse writes to (under the output lock): a manifest no older
+    than current.json was current once (manifests are created just before they become
+    current); a newer one is the leftover of an interrupted publish."""
     current = paths.store.modified(CURRENT)
     manifest = paths.store.modified(manifest_key(batch))
-    if current is None or manifest is None:
-        return False
-    return manifest < current if paths.shared else manifest <= current
+    return current is not None and manifest is not None and manifest <= current
+
+
+def _recorded(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {str(row[0]) for row in con.execute(f"select batch_id from {PUBLISHED}").fetchall()}
+
+
+def _record(con: duckdb.DuckDBPyConnection, batch_id: str, manifest: str) -> None:
+    con.execute(
+        f"insert or ignore into {PUBLISHED} values ($b, $m, now())", {"b": batch_id, "m": manifest}
+    )
+
+
+def _clean_up(paths: DatasetPaths, warehouse: Path, previous: dict[str, Any] | None) -> None:
+    """Check that the current manifest is this warehouse's (``adopt_or_refuse``), then remove
+    what interrupted publishes left. A batch is ours when the warehouse recorded it; in a
+    folder, also when its manifest was current once (``_committed_before``: a warehouse from
+    before the records, and the only writer there). On an object store other writers may be
+    mid-commit, and only the records prove a batch ours. A folder's dataset that a warehouse
+    without records (made before them) built is adopted if that warehouse holds papers stored
+    no later than the manifest's ``updated_through``; a new, empty warehouse is refused."""
+    with db.connect(warehouse) as con:
+        recorded = _recorded(con)
+        # a warehouse from before the records holds the papers the dataset was made from
+        legacy = (
+            not paths.shared
+            and not recorded
+            and previous is not None
+            and bool(
+                con.execute(
+                    f"select count(*) from {PAPERS} where updated_at <= $through::timestamptz",
+                    {"through": previous["updated_through"]},
+                ).fetchall()[0][0]
+            )
+        )
+        if previous is not None and adopt_or_refuse(paths, previous, recorded, legacy=legacy):
+            _record(con, previous["batch_id"], paths.store.uri(manifest_key(previous["batch_id"])))
+            recorded.add(previous["batch_id"])
+    if paths.shared:
+        removed = remove_leftovers(paths, recorded.__contains__)
+    else:
+        removed = remove_leftovers(
+            paths, lambda batch: batch in recorded or _committed_before(paths, batch)
+        )
+    if removed:
+        log.warning("removed %d leftover(s) of an interrupted publish", len(removed))
 
 
 def publish_partitions(
@@ -91,9 +137,7 @@ def publish_partitions(
     """Commit the partitions changed since the current manifest into ``paths`` (a folder or
     an S3 prefix); the new manifest's path or URI, or None when nothing changed."""
     previous, version = read_current_version(paths)
-    removed = remove_leftovers(paths, lambda batch: _committed_before(paths, batch))
-    if removed:
-        log.warning("removed %d leftover(s) of an interrupted publish", len(removed))
+    _clean_up(paths, warehouse, previous)
     since = previous["updated_through"] if previous else None
     published = [
         (paths.store.uri(DATA + entry["path"]), *(entry["partition"][k] for k in PARTITION_KEYS))
@@ -150,6 +194,13 @@ def publish_partitions(
         )
     finally:
         con.close()
-    manifest_path = commit_files(paths, trace_id, manifest, previous, expected_version=version)
+
+    def record(manifest_uri: str) -> None:
+        with db.connect(warehouse) as con:
+            _record(con, trace_id, manifest_uri)
+
+    manifest_path = commit_files(
+        paths, trace_id, manifest, previous, expected_version=version, after_commit=record
+    )
     log.info("published papers batch %s: %d file(s)", trace_id, len(output_files))
     return manifest_path

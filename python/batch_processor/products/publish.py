@@ -25,6 +25,7 @@ import duckdb
 from batch_processor import db
 from batch_processor.dataset_commit import (
     DatasetPaths,
+    adopt_or_refuse,
     commit_files,
     manifest_key,
     read_current,
@@ -57,17 +58,20 @@ def _record_snapshot(
 
 
 def _adopt_current(paths: DatasetPaths, con: duckdb.DuckDBPyConnection) -> set[str]:
-    """Record a current manifest the warehouse has not heard of (killed just after the commit
-    point); the snapshots the warehouse knows as committed."""
+    """The snapshots the warehouse knows as committed, after recording a current manifest of
+    ours it has not heard of (killed just after the commit point); a current manifest of
+    another warehouse stops the sync (``adopt_or_refuse``)."""
+    known = {str(row[0]) for row in con.execute(f"select batch_id from {SNAPSHOTS}").fetchall()}
     current = read_current(paths)
-    if current is not None:
+    if current is not None and adopt_or_refuse(paths, current, known):
         _record_snapshot(
             con,
             current["batch_id"],
             paths.store.uri(manifest_key(current["batch_id"])),
             current["statistics"]["change_log_rows"],
         )
-    return {str(row[0]) for row in con.execute(f"select batch_id from {SNAPSHOTS}").fetchall()}
+        known.add(current["batch_id"])
+    return known
 
 
 def _statistics(base: Path, files: list[dict[str, Any]], change_log_rows: int) -> dict[str, Any]:

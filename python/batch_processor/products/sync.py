@@ -36,7 +36,7 @@ from batch_processor.config import ProductsSettings
 from batch_processor.dataset_commit import DatasetPaths, as_dataset_paths, publish_report
 from batch_processor.dbt_runner import DbtRun, batch_build, ensure_tables, run_dbt
 from batch_processor.durable import replace_atomic
-from batch_processor.errors import ConfigError
+from batch_processor.errors import BatchProcessorError, ConfigError
 from batch_processor.products.export_source import ExportFile, register_export
 from batch_processor.products.postgres_source import (
     DEFAULT_TABLE,
@@ -409,19 +409,23 @@ def sync_products(
                 if result.error is None:
                     _count_unsynced_rows(target, result)
             if not dry_run and result.error is None:
-                result.manifest_path = publish_snapshot(
-                    target,
-                    paths,
-                    sync_id=result.sync_id,
-                    source=label,
-                    totals=result.totals(),
-                    dbt_runs=[
-                        (batch.batch_id, _batch_target(work, number))
-                        for number, batch in enumerate(result.batches, start=1)
-                    ],
-                )
+                try:
+                    result.manifest_path = publish_snapshot(
+                        target,
+                        paths,
+                        sync_id=result.sync_id,
+                        source=label,
+                        totals=result.totals(),
+                        dbt_runs=[
+                            (batch.batch_id, _batch_target(work, number))
+                            for number, batch in enumerate(result.batches, start=1)
+                        ],
+                    )
+                except BatchProcessorError as exc:  # e.g. another writer committed first
+                    result.error = f"the sync's rows are in the warehouse, not published: {exc}"
         result.report_path = _write_report(paths.root, result, started_at)
-        publish_report(paths, result.report_path)
+        if not dry_run:
+            publish_report(paths, result.report_path)
         if result.error is None:  # a failed sync keeps dbt's logs for the report's reader
             shutil.rmtree(work, ignore_errors=True)
     return result
