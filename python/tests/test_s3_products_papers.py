@@ -201,7 +201,10 @@ def test_papers_on_s3_equal_the_local_dataset(s3_bucket: str, tmp_path: Path) ->
 
     # killed after its uploads, before the commit: the dataset is as it was; the next run
     # removes what the dead batch uploaded (its staging folder proves it ours)
-    killed = cli("papers", "load", "--input", str(updates), "--output", location,
+    dead = tmp_path / "dead.jsonl"
+    dead.write_text(json.dumps({"id": "http://arxiv.org/abs/2999.00002v1", "title": "dead",
+                                "published": "2031-02-01T00:00:00Z"}) + "\n")  # fmt: skip
+    killed = cli("papers", "load", "--input", str(dead), "--output", location,
                  "--work-dir", str(work), env={CRASH_ENV: "before_current"})  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
     assert current_manifest(location) == before
