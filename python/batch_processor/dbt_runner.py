@@ -7,8 +7,10 @@ parse fits them all and only the first parse of a checkout is a full one; the ot
 partial (dbt re-reads only changed files). The batch's vars and paths are given to the
 build, with the parsed manifest, and dbt renders them when it compiles. Each warehouse's
 builds run in its own folder (``target_dir``).
-After the run, the batch's artifacts (run_results.json, manifest.json) are copied into the
-batch's own folder, so that a later dbt command can never overwrite the ones a batch reads.
+After the run, the batch's artifacts are written into the batch's own folder, so that a
+later dbt command can never overwrite the ones a batch reads: its run_results.json (with each
+node's compiled SQL) and a copy of the parse's manifest.json (the project's graph, written
+once per project state: dbt would serialize the whole manifest after every run).
 """
 
 from __future__ import annotations
@@ -322,7 +324,9 @@ def run_dbt(
         except RunFailedError as parse_error:
             return DbtRun(success=False, target_path=artifacts, nodes=[], error=str(parse_error))
     result = _invoke(
-        command,
+        # dbt would serialize the whole manifest after every run (~1 CPU-s): the batch gets
+        # the parse's copy instead (``_manifest_file``), and its run_results.json from here
+        [*command, "--no-write-json"],
         warehouse=warehouse,
         target_path=work,
         log_path=artifacts / "logs",
@@ -335,10 +339,12 @@ def run_dbt(
     success = bool(result.success)
     try:  # run_results.json first: it names the batch (its invocation id)
         artifacts.mkdir(parents=True, exist_ok=True)
-        for name in ARTIFACTS:
-            if artifacts != work and (work / name).exists():
-                shutil.copyfile(work / name, artifacts / name)
-        if not (artifacts / "manifest.json").exists():  # e.g. run-operation writes none
+        if result.result is not None and hasattr(result.result, "write"):
+            result.result.write(str(artifacts / "run_results.json"))  # as dbt writes it
+        parsed = _manifest_file(manifest)
+        if parsed is not None:
+            shutil.copyfile(parsed, artifacts / "manifest.json")
+        else:
             manifest.write(str(artifacts / "manifest.json"))
     except OSError as copy_error:  # a full disk: the batch cannot show what it ran
         error = error or _error_text(copy_error, artifacts)
@@ -438,11 +444,13 @@ def _parsed_project(log_path: Path | None = None) -> Any:
     if key not in _PARSED:
         work = parse_dir()
         with exclusive(work / ".lock", f"dbt's saved parse in {work}", PARSE_LOCK_TIMEOUT_S):
-            # --no-write-json: the saved parse is partial_parse.msgpack; nobody reads this
-            # folder's manifest.json (each run writes its own), and writing it costs ~1 CPU-s
+            # --no-write-json: the saved parse is partial_parse.msgpack; the manifest.json
+            # the batches copy is written once per project state (_write_manifest_file)
             parsed = _invoke(
                 ["parse", "--no-write-json"], warehouse=None, target_path=work, log_path=log_path
             )
+            if parsed.success:
+                _write_manifest_file(parsed.result, work / f"manifest-{key[:16]}.json")
         if not parsed.success:
             raise RunFailedError(
                 _error_text(parsed.exception, work) or "dbt could not parse the project"
@@ -450,6 +458,29 @@ def _parsed_project(log_path: Path | None = None) -> Any:
         _PARSED.clear()
         _PARSED[key] = parsed.result
     return _PARSED[key]
+
+
+def _write_manifest_file(manifest: Any, path: Path) -> None:
+    """The parse's manifest.json, once per project state (a copy goes to every batch's
+    artifacts): written before any run compiles into the object, so it is the project's
+    graph, and the batch's compiled SQL is in its run_results.json."""
+    if path.exists():
+        return
+    partial = path.with_name(path.name + ".tmp")
+    manifest.write(str(partial))
+    partial.replace(path)
+    for old in path.parent.glob("manifest-*.json"):
+        if old != path:
+            old.unlink(missing_ok=True)
+
+
+def _manifest_file(manifest: Any) -> Path | None:
+    """The parse's manifest.json of ``manifest`` if this process parsed it, else None."""
+    for key, parsed in _PARSED.items():
+        if parsed is manifest:
+            path = parse_dir() / f"manifest-{key[:16]}.json"
+            return path if path.exists() else None
+    return None
 
 
 def parse_project() -> Any:
