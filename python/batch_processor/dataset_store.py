@@ -21,6 +21,7 @@ S3 is reached with boto3 and the standard AWS settings (``AWS_ENDPOINT_URL``,
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,6 +58,10 @@ class DatasetStore(Protocol):
 
     def publish_file(self, key: str, source: Path) -> None:
         """Make the local ``source`` the object ``key``, whole; ``source`` is consumed."""
+        ...
+
+    def download(self, key: str, target: Path) -> bool:
+        """Copy the object ``key`` to the local file ``target``, streamed; False if absent."""
         ...
 
     def flush(self) -> None:
@@ -130,6 +135,13 @@ class LocalStore:
             return (self.root / key).stat().st_mtime
         except FileNotFoundError:
             return None
+
+    def download(self, key: str, target: Path) -> bool:
+        try:
+            shutil.copyfile(self.root / key, target)
+        except FileNotFoundError:
+            return False
+        return True
 
     def publish_file(self, key: str, source: Path) -> None:
         fsync_file(source)
@@ -234,6 +246,15 @@ class S3Store:
     def modified(self, key: str) -> float | None:
         response = self._call("read", key, self._s3.head_object)
         return None if response is None else float(response["LastModified"].timestamp())
+
+    def download(self, key: str, target: Path) -> bool:
+        response = self._call("read", key, self._s3.get_object)
+        if response is None:
+            return False
+        with target.open("wb") as out:
+            for chunk in response["Body"].iter_chunks(1 << 20):
+                out.write(chunk)
+        return True
 
     def publish_file(self, key: str, source: Path) -> None:
         with source.open("rb") as body:  # one PUT: a staged file is at most MAX_FILE_SIZE
