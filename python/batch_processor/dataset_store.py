@@ -51,11 +51,6 @@ class DatasetStore(Protocol):
         """Every key under ``prefix`` (``data/``, ``manifests/``) with its size in bytes."""
         ...
 
-    def modified(self, key: str) -> float | None:
-        """When the object was last written (POSIX seconds; S3: whole seconds, the server's
-        clock), or None if absent."""
-        ...
-
     def publish_file(self, key: str, source: Path) -> None:
         """Make the local ``source`` the object ``key``, whole; ``source`` is consumed."""
         ...
@@ -129,12 +124,6 @@ class LocalStore:
             for path in base.rglob("*")
             if path.is_file()
         }
-
-    def modified(self, key: str) -> float | None:
-        try:
-            return (self.root / key).stat().st_mtime
-        except FileNotFoundError:
-            return None
 
     def download(self, key: str, target: Path) -> bool:
         try:
@@ -242,10 +231,6 @@ class S3Store:
         except (BotoCoreError, ClientError) as exc:
             raise DatasetStateError(f"{self.uri(prefix)}: S3 listing failed: {exc}") from exc
         return found
-
-    def modified(self, key: str) -> float | None:
-        response = self._call("read", key, self._s3.head_object)
-        return None if response is None else float(response["LastModified"].timestamp())
 
     def download(self, key: str, target: Path) -> bool:
         response = self._call("read", key, self._s3.get_object)

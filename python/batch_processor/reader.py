@@ -114,6 +114,17 @@ def register_s3(con: duckdb.DuckDBPyConnection) -> None:
         con.register_filesystem(S3(s3_filesystem()))
 
 
+def readable_files(
+    con: duckdb.DuckDBPyConnection, location: Path | str, files: list[str]
+) -> list[str]:
+    """A dataset's file paths or URIs as ``read_parquet`` on ``con`` takes them: S3 URIs with
+    the S3 filesystem registered, local paths escaped (a glob character stays a character)."""
+    if is_remote(location):
+        register_s3(con)
+        return files
+    return [literal_path(Path(f)) for f in files]
+
+
 def read_dataset(
     location: Path | str,
     *,
@@ -123,11 +134,7 @@ def read_dataset(
     """The dataset as a DuckDB relation, with site_id, year and month from the partitions."""
     con = connection or duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    files = dataset_files(location, verify=verify)
-    if is_remote(location):
-        register_s3(con)
-    else:
-        files = [literal_path(Path(f)) for f in files]
+    files = readable_files(con, location, dataset_files(location, verify=verify))
     return con.sql(
         "select * from read_parquet($files, hive_partitioning = true, "
         "hive_types = {'site_id': 'VARCHAR', 'year': 'INTEGER', 'month': 'INTEGER'})",

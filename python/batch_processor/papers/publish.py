@@ -26,7 +26,6 @@ import duckdb
 
 from batch_processor import db
 from batch_processor.dataset_commit import (
-    CURRENT,
     DATA,
     DatasetPaths,
     adopt_or_refuse,
@@ -36,9 +35,8 @@ from batch_processor.dataset_commit import (
     remove_leftovers,
     stage_parquet,
 )
-from batch_processor.dataset_store import is_remote
 from batch_processor.manifest_common import dbt_nodes, range_over, sealed_manifest
-from batch_processor.reader import register_s3
+from batch_processor.reader import readable_files
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +74,12 @@ def _committed_before(paths: DatasetPaths, batch: str) -> bool:
     """In a folder only this warehouse writes to (under the output lock): a manifest no older
     than current.json was current once (manifests are created just before they become
     current); a newer one is the leftover of an interrupted publish."""
-    current = paths.store.modified(CURRENT)
-    manifest = paths.store.modified(manifest_key(batch))
-    return current is not None and manifest is not None and manifest <= current
+    manifest = paths.manifest(batch)
+    return (
+        paths.current.exists()
+        and manifest.exists()
+        and manifest.stat().st_mtime <= paths.current.stat().st_mtime
+    )
 
 
 def _recorded(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -145,13 +146,11 @@ def publish_partitions(
     ]
     con = db.connect(warehouse)
     try:
-        if is_remote(paths.location):
-            register_s3(con)
         con.execute(_CHANGED_SQL, {"since": since})
         con.execute("create temp table published_files (path varchar, year varchar, month varchar)")
         if published:
             con.executemany("insert into published_files values (?, ?, ?)", published)
-            files = [p[0] if paths.shared else db.literal_path(Path(p[0])) for p in published]
+            files = readable_files(con, paths.location, [p[0] for p in published])
             con.execute(_TOUCHED_SQL, {"files": files})
         else:
             con.execute("create temp table touched as select distinct year, month from changed")
