@@ -28,7 +28,6 @@ from batch_processor.dataset_commit import (
     adopt_or_refuse,
     commit_files,
     manifest_key,
-    read_current,
     read_current_version,
     remove_leftovers,
     stage_parquet,
@@ -57,12 +56,14 @@ def _record_snapshot(
     )
 
 
-def _adopt_current(paths: DatasetPaths, con: duckdb.DuckDBPyConnection) -> set[str]:
-    """The snapshots the warehouse knows as committed, after recording a current manifest of
-    ours it has not heard of (killed just after the commit point); a current manifest of
-    another warehouse stops the sync (``adopt_or_refuse``)."""
+def _adopt_current(
+    paths: DatasetPaths, current: dict[str, Any] | None, con: duckdb.DuckDBPyConnection
+) -> set[str]:
+    """The snapshots the warehouse knows as committed, after recording ``current`` (the
+    current manifest) if it is ours and the warehouse has not heard of it (killed just after
+    the commit point); a current manifest of another warehouse stops the sync
+    (``adopt_or_refuse``)."""
     known = {str(row[0]) for row in con.execute(f"select batch_id from {SNAPSHOTS}").fetchall()}
-    current = read_current(paths)
     if current is not None and adopt_or_refuse(paths, current, known):
         _record_snapshot(
             con,
@@ -108,14 +109,14 @@ def publish_snapshot(
     warehouse changed since the current one; the new manifest's path or URI, or None when the
     published snapshot is still up to date.
     ``dbt_runs``: (invocation id, target path) of each batch this sync ran."""
+    previous, version = read_current_version(paths)  # what the commit must still find
     con = db.connect(warehouse)
     try:
-        committed = _adopt_current(paths, con)
+        committed = _adopt_current(paths, previous, con)
         removed = remove_leftovers(paths, lambda batch: batch in committed)
         if removed:
             log.warning("removed %d leftover(s) of an interrupted publish", len(removed))
         change_log_rows = _change_log_rows(con)
-        previous, version = read_current_version(paths)
         if previous is not None and previous["statistics"]["change_log_rows"] == change_log_rows:
             return None
         staged = stage_parquet(
