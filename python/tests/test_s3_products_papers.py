@@ -20,13 +20,12 @@ import pytest
 from batch_processor.config import DatasetSettings
 from batch_processor.dataset_commit import CRASH_ENV
 from batch_processor.dataset_store import S3_SCHEME, is_remote, split_s3_uri
-from batch_processor.db import literal_path
 from batch_processor.papers.generator import generate_papers_feed
 from batch_processor.papers.objects import ObjectRef
 from batch_processor.papers.pipeline import process_objects
 from batch_processor.products.generator import generate_products_export
 from batch_processor.products.sync import sync_products
-from batch_processor.reader import current_manifest, dataset_files, register_s3, s3_filesystem
+from batch_processor.reader import current_manifest, dataset_files, readable_files, s3_filesystem
 
 pytestmark = pytest.mark.slow
 
@@ -38,13 +37,9 @@ PAPER_COLUMNS = "paper_id, paper_version, title, abstract, authors, published_at
 
 
 def duckdb_rows(location: Path | str, columns: str) -> list[tuple]:
-    files = dataset_files(location, verify=True)
     con = duckdb.connect()
     con.execute("set TimeZone = 'UTC'")
-    if is_remote(location):
-        register_s3(con)
-    else:
-        files = [literal_path(Path(f)) for f in files]
+    files = readable_files(con, location, dataset_files(location, verify=True))
     query = f"select {columns} from read_parquet($files)"
     return sorted(con.sql(query, params={"files": files}).fetchall(), key=str)
 
@@ -75,6 +70,13 @@ def bucket_data_keys(location: str) -> set[str]:
         for page in pages
         for item in page.get("Contents", [])
     }
+
+
+def one_paper(path: Path, arxiv_id: str, published: str) -> Path:
+    """A JSON lines object holding one paper no earlier batch stored."""
+    record = {"id": f"http://arxiv.org/abs/{arxiv_id}v1", "title": arxiv_id, "published": published}
+    path.write_text(json.dumps(record) + "\n")
+    return path
 
 
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -201,18 +203,14 @@ def test_papers_on_s3_equal_the_local_dataset(s3_bucket: str, tmp_path: Path) ->
 
     # killed after its uploads, before the commit: the dataset is as it was; the next run
     # removes what the dead batch uploaded (its staging folder proves it ours)
-    dead = tmp_path / "dead.jsonl"
-    dead.write_text(json.dumps({"id": "http://arxiv.org/abs/2999.00002v1", "title": "dead",
-                                "published": "2031-02-01T00:00:00Z"}) + "\n")  # fmt: skip
+    dead = one_paper(tmp_path / "dead.jsonl", "2999.00002", "2031-02-01T00:00:00Z")
     killed = cli("papers", "load", "--input", str(dead), "--output", location,
                  "--work-dir", str(work), env={CRASH_ENV: "before_current"})  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
     assert current_manifest(location) == before
     assert bucket_data_keys(location) > {"data/" + f["path"] for f in live}  # its uploads
     # killed just after its commit point, before the warehouse recorded it: adopted
-    later = tmp_path / "later.jsonl"
-    later.write_text(json.dumps({"id": "http://arxiv.org/abs/2999.00001v1", "title": "new",
-                                 "published": "2031-01-01T00:00:00Z"}) + "\n")  # fmt: skip
+    later = one_paper(tmp_path / "later.jsonl", "2999.00001", "2031-01-01T00:00:00Z")
     killed = cli("papers", "load", "--input", str(later), "--output", location,
                  "--work-dir", str(work), env={CRASH_ENV: "after_current"})  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
