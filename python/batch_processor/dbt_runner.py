@@ -15,11 +15,14 @@ once per project state: dbt would serialize the whole manifest after every run).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 import os
+import pickle
 import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -180,13 +183,20 @@ def _release_warehouse() -> None:
 CI_ONLY_TAG = "ci_only"
 
 
-def batch_build(selector: str, *options: str) -> list[str]:
+def batch_build(selector: str, *options: str, skip_seeds: bool = False) -> list[str]:
     """The dbt command of a production batch: the pipeline's seeds, models and data tests.
     Unit tests check the SQL logic on fixed rows, not the batch's data, and the data tests
     tagged ``ci_only`` re-check what the published contract's tests, unique keys and model
     contracts already guard (every column's not_null, the grain of each intermediate view):
     CI runs both (``scripts/test.sh``'s dbt build on generated data of every pipeline); a
-    batch does not pay for them."""
+    batch does not pay for them. ``skip_seeds`` (the warehouse holds the seeds, loaded and
+    tested: ``seed_state``) also leaves out the seeds and the tests that read only seeds;
+    "cautious" keeps a test that also reads a model (a relationship from a model to a seed),
+    and selects what "eager" would otherwise (every test of a selected node)."""
+    excluded = [f"tag:{CI_ONLY_TAG}"]
+    if skip_seeds:
+        excluded.append("resource_type:seed")
+        options = (*options, "--indirect-selection", "cautious")
     return [
         "build",
         "--select",
@@ -194,7 +204,7 @@ def batch_build(selector: str, *options: str) -> list[str]:
         "--exclude-resource-type",
         "unit_test",
         "--exclude",
-        f"tag:{CI_ONLY_TAG}",
+        *excluded,
         *options,
     ]
 
@@ -250,12 +260,15 @@ def _invoke(
         "--log-path",
         str(log_path or target_path / "logs"),
         # dbt's own console is off: its warnings and errors reach the process's log through
-        # DbtProgress (one format, written around a progress bar); its full log is under
-        # log_path. With -v dbt prints its info lines itself.
+        # DbtProgress (one format, written around a progress bar); its log is under
+        # log_path. With -v dbt prints its info lines itself, and its log file holds every
+        # debug line too (each statement it runs): formatting those ~1,700 lines costs a
+        # batch ~1 CPU-s, so without -v the file keeps dbt's info lines (each node's start,
+        # result and error; the compiled SQL is in run_results.json).
         "--log-level",
         "info" if dbt_console else "none",
         "--log-level-file",
-        "debug",
+        "debug" if dbt_console else "info",
     ]
     if dbt_vars:
         args += ["--vars", vars_argument(dbt_vars)]
@@ -406,10 +419,14 @@ _PARSED: dict[str, Any] = {}  # project state -> manifest
 
 
 def _project_state() -> str:
-    """A digest of every file dbt reads (path, size, modification time): a change to the
-    project (an edited model, a new test, a renamed file) changes it, so a long-lived
-    process parses again. A file that vanishes during the scan is skipped."""
-    digest = hashlib.sha256()
+    """A digest of every file dbt reads (path and content) and of the dbt and adapter
+    versions: a change to the project (an edited model, a new test, a renamed file) or an
+    upgrade changes it, so the project is parsed again. A file that vanishes during the scan
+    is skipped."""
+    from dbt.adapters.duckdb.__version__ import version as adapter_version
+    from dbt.version import __version__ as dbt_version
+
+    digest = hashlib.sha256(f"{dbt_version}\0{adapter_version}\0{sys.version}\n".encode())
     stack = [PROJECT_ROOT / name for name in _PROJECT_FOLDERS]
     files = [PROJECT_ROOT / "dbt_project.yml", PROJECT_ROOT / "profiles.yml"]
     while stack:
@@ -422,42 +439,88 @@ def _project_state() -> str:
             try:
                 if entry.is_dir(follow_symlinks=False):
                     stack.append(Path(entry.path))
-                    continue
-                info = entry.stat(follow_symlinks=False)
+                else:
+                    files.append(Path(entry.path))
             except OSError:
                 continue
-            digest.update(f"{entry.path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
     for file in files:
         try:
-            info = file.stat()
+            content = file.read_bytes()
         except OSError:
             continue
-        digest.update(f"{file}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        digest.update(f"{file}\0{len(content)}\0".encode())
+        digest.update(content)
     return digest.hexdigest()
 
 
 def _parsed_project(log_path: Path | None = None) -> Any:
     """The project's manifest, for every warehouse. A process parses once while the project
-    is unchanged; otherwise dbt parses, incrementally from the checkout's saved parse, under
-    its lock (two processes of one checkout would otherwise write it at once)."""
+    is unchanged, and a new process loads the manifest the last parse of this project state
+    saved (``manifest-<state>.pickle``: ~0.2 CPU-s, where dbt's partial parse takes ~1).
+    Otherwise dbt parses, incrementally from the checkout's saved parse, under its lock (two
+    processes of one checkout would otherwise write it at once)."""
     key = _project_state()
     if key not in _PARSED:
         work = parse_dir()
-        with exclusive(work / ".lock", f"dbt's saved parse in {work}", PARSE_LOCK_TIMEOUT_S):
-            # --no-write-json: the saved parse is partial_parse.msgpack; the manifest.json
-            # the batches copy is written once per project state (_write_manifest_file)
-            parsed = _invoke(
-                ["parse", "--no-write-json"], warehouse=None, target_path=work, log_path=log_path
-            )
-            if parsed.success:
-                _write_manifest_file(parsed.result, work / f"manifest-{key[:16]}.json")
-        if not parsed.success:
-            raise RunFailedError(
-                _error_text(parsed.exception, work) or "dbt could not parse the project"
-            )
+        manifest = _saved_manifest(work / f"manifest-{key[:16]}.pickle")
+        if manifest is None:
+            with exclusive(work / ".lock", f"dbt's saved parse in {work}", PARSE_LOCK_TIMEOUT_S):
+                # --no-write-json: the saved parse is partial_parse.msgpack; the manifest.json
+                # the batches copy is written once per project state (_write_manifest_file)
+                parsed = _invoke(
+                    ["parse", "--no-write-json"],
+                    warehouse=None,
+                    target_path=work,
+                    log_path=log_path,
+                )
+                if parsed.success:
+                    _write_manifest_file(parsed.result, work / f"manifest-{key[:16]}.json")
+                    _save_manifest(parsed.result, work / f"manifest-{key[:16]}.pickle")
+            if not parsed.success:
+                raise RunFailedError(
+                    _error_text(parsed.exception, work) or "dbt could not parse the project"
+                )
+            manifest = parsed.result
         _PARSED.clear()
-        _PARSED[key] = parsed.result
+        _PARSED[key] = manifest
     return _PARSED[key]
+
+
+def _saved_manifest(path: Path) -> Any:
+    """The manifest a parse of this project state saved, or None (none saved, or one this
+    dbt cannot load: the caller parses). The file is this checkout's own, in its git-ignored
+    target/ folder, written by ``_save_manifest``."""
+    from dbt.contracts.graph.manifest import Manifest
+
+    try:
+        with path.open("rb") as saved:
+            fields = pickle.load(saved)  # noqa: S301 (the checkout's own file, see above)
+        return Manifest(**fields)
+    except FileNotFoundError:
+        return None
+    except Exception as error:  # a truncated or foreign file: parse instead
+        log.debug("cannot load the saved manifest %s: %s", path, error)
+        return None
+
+
+def _save_manifest(manifest: Any, path: Path) -> None:
+    """``manifest`` as a new process of this project state loads it (before any run compiles
+    into it); older states' files are removed. Its public fields are saved, and the lookups
+    and caches (the fields named ``_…``) are rebuilt when first used: dbt's own pickling of a
+    Manifest (``__reduce_ex__``) passes its fields out of order in dbt 1.11 (it leaves out
+    ``fixtures``), and a manifest it restores fails to compile a test."""
+    fields = {
+        field.name: getattr(manifest, field.name)
+        for field in dataclasses.fields(manifest)
+        if field.init and not field.name.startswith("_")
+    }
+    partial = path.with_name(path.name + ".tmp")
+    with partial.open("wb") as saved:
+        pickle.dump(fields, saved, protocol=pickle.HIGHEST_PROTOCOL)
+    partial.replace(path)
+    for old in path.parent.glob("manifest-*.pickle"):
+        if old != path:
+            old.unlink(missing_ok=True)
 
 
 def _write_manifest_file(manifest: Any, path: Path) -> None:

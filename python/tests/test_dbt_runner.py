@@ -25,17 +25,21 @@ def test_later_batches_reuse_the_parse_and_render_their_own_vars(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first run parses the project; the next one in the same process does not parse at
-    all, and one in a new process parses incrementally from the saved parse, although every
+    all, nor does one in a new process (it loads the manifest the parse saved), and after the
+    project changed a new process parses incrementally from the saved parse, although every
     run has its own warehouse, --vars, memory limit and staging folder (a file named after
     one of the project's schemas among them); each run's SQL shows its own values. Each
     run's artifacts land in its own folder and a later run never overwrites them."""
     monkeypatch.setattr(dbt_runner, "_PARSED", {})  # as in a new process
     monkeypatch.setattr(dbt_runner, "parse_dir", lambda: tmp_path / "parse")
     monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(tmp_path / "elsewhere.duckdb"))
+    state = dbt_runner._project_state()
     runs = {}
-    for number, name in enumerate(("first", "second", "third")):
-        if name == "third":
+    for number, name in enumerate(("first", "second", "third", "fourth")):
+        if name in {"third", "fourth"}:
             monkeypatch.setattr(dbt_runner, "_PARSED", {})
+        if name == "fourth":  # as if a model had been edited
+            monkeypatch.setattr(dbt_runner, "_project_state", lambda: "e" * 64)
         runs[name] = run_dbt(
             ["compile", "--select", "papers"],
             warehouse=tmp_path / ("crm.duckdb" if name == "second" else f"{name}.duckdb"),
@@ -49,17 +53,21 @@ def test_later_batches_reuse_the_parse_and_render_their_own_vars(
         tmp_path / "first"
     )
     assert "parsing" not in _log(tmp_path / "second").lower()
-    third_log = _log(tmp_path / "third")
-    assert "Unable to do partial parsing" not in third_log
-    assert "Partial parsing enabled" in third_log
+    assert "parsing" not in _log(tmp_path / "third").lower()
+    # the fourth parsed (its state's manifest was saved, below), incrementally
+    assert "Unable to do partial parsing" not in _log(tmp_path / "fourth")
     for name, run in runs.items():
         (papers,) = [n for n in run.nodes if n.unique_id == "model.batch_processor.papers"]
         assert f"'trace-of-the-{name}-batch' as trace_id" in (papers.compiled_code or "")
         results = json.loads((tmp_path / name / "run_results.json").read_text())
         assert results["metadata"]["invocation_id"] == run.invocation_id
         assert (tmp_path / name / "manifest.json").exists()
-    assert len({run.invocation_id for run in runs.values()}) == 3
+    assert len({run.invocation_id for run in runs.values()}) == 4
     assert (tmp_path / "parse" / "partial_parse.msgpack").exists()
+    saved = sorted(p.name for p in (tmp_path / "parse").glob("manifest-*"))
+    assert saved == ["manifest-eeeeeeeeeeeeeeee.json", "manifest-eeeeeeeeeeeeeeee.pickle"], (
+        f"one saved manifest, of the latest state (was {state[:16]})"
+    )
     assert not (target_dir(tmp_path / "first.duckdb") / "partial_parse.msgpack").exists()
     assert not (tmp_path / "elsewhere.duckdb").exists()
 

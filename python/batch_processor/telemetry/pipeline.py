@@ -19,6 +19,7 @@ from batch_processor.dbt_runner import DbtRun, batch_build, run_dbt
 from batch_processor.errors import RunFailedError
 from batch_processor.exit_codes import ExitCode
 from batch_processor.run_lock import run_locks
+from batch_processor.seed_state import forget_seeds, record_seeds, seeds_digest, seeds_loaded
 from batch_processor.telemetry.ledger import read_accounting
 from batch_processor.telemetry.loader import LoadSummary, TelemetryLoader
 from batch_processor.telemetry.publisher import (
@@ -236,8 +237,14 @@ def build_batch(
         queue_full_rebuild(config.warehouse)
     step = time.monotonic()
     target_path = paths.root / "_dbt" / result.batch_id
+    seeds = seeds_digest()
+    seeds_current = not rebuild_all and seeds_loaded(config.warehouse, seeds)
+    if not seeds_current:
+        forget_seeds(config.warehouse)
     result.dbt = run_dbt(
-        batch_build(DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else [])),
+        batch_build(
+            DBT_SELECTOR, *(["--full-refresh"] if rebuild_all else []), skip_seeds=seeds_current
+        ),
         warehouse=config.warehouse,
         target_path=target_path,
         dbt_vars=config.dbt_vars(),
@@ -267,6 +274,8 @@ def build_batch(
                 "--rebuild-all to republish the dataset in the current one"
             )
         raise BuildFailedError("; ".join(note for note in notes if note), failure)
+    if not seeds_current:
+        record_seeds(config.warehouse, seeds)
     return target_path
 
 
