@@ -28,6 +28,7 @@ from batch_processor.crm.events import CompletionEvent, event_task_handler
 from batch_processor.crm.generator import generate_crm_exports, generate_hourly_crm_exports
 from batch_processor.crm.parity import check_parity
 from batch_processor.crm.tasks import TASKS
+from batch_processor.crm.worker import STATUS_EVERY_S
 from tests.conftest import SHARED_DATA, require_shared
 
 JAFFLE = SHARED_DATA / "jaffle-shop-classic" / "main"
@@ -524,10 +525,17 @@ def test_a_worker_rides_out_a_nats_outage_longer_than_the_old_reconnect_window(
             server.revive()
             worker.wait_for("reconnected to NATS", timeout=30)
             events = asyncio.run(_collect(server.url, 60, [["enqueue", "crm.orders"]]))
-            status = subprocess.run(
-                [CLI, "worker", "status", "--nats", server.url],
-                capture_output=True, text=True, check=True,
-            )  # fmt: skip
+            # the worker writes its status every STATUS_EVERY_S: the one after the task
+            deadline = time.monotonic() + 3 * STATUS_EVERY_S
+            while True:
+                status = subprocess.run(
+                    [CLI, "worker", "status", "--nats", server.url],
+                    capture_output=True, text=True, check=True,
+                )  # fmt: skip
+                workers = json.loads(status.stdout)["workers"]
+                if (workers and workers[0]["last_task"]) or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
         finally:
             code = worker.stop()
     assert [e["status"] for e in events] == ["ok"]

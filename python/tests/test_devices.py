@@ -193,6 +193,7 @@ def test_a_history_from_before_devices_is_migrated_in_place(tmp_path: Path) -> N
         )
         con.execute(f"alter table {history} drop column device_id")
         con.execute("alter table reference.telemetry_sites add column chiller_rated_kw double")
+        con.execute("drop table telemetry_meta.loaded_seeds")  # it came after devices
     assert second_fan > 0
 
     with pytest.raises(BatchFailedError, match="--rebuild-all"):
