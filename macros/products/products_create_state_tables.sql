@@ -8,7 +8,11 @@
       took in move together or not at all. synced_rows is how a row that arrives late,
       behind the watermark, is told apart from one synced before (int_products__unsynced_rows);
     - products.published_snapshots: the Parquet snapshots of `products` the sync committed to
-      its output folder (one row per manifest that became current). -#}
+      its output folder (one row per manifest that became current);
+    - products.last_sync_input: the export the last sync took in whole (one row: its source
+      name, the digest of its files and of the project, the watermark's batch it ended at,
+      the files' inventory), written by the Python sync (products/unchanged_export.py), so
+      that a sync of the same, unchanged export skips its dbt build. -#}
 {% macro products_create_state_tables() %}
     create schema if not exists products_raw;
     create table if not exists products_raw.products_staging (
@@ -62,6 +66,14 @@
         manifest_path varchar not null,
         change_log_rows bigint not null,
         published_at timestamptz not null
+    );
+    create table if not exists products.last_sync_input (
+        source_name varchar not null,
+        export_digest varchar not null,
+        watermark_batch_id varchar,
+        files_json varchar not null,
+        sync_id varchar not null,
+        recorded_at timestamptz not null
     );
 {% endmacro %}
 

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -418,15 +419,13 @@ _PROJECT_FOLDERS = ("models", "macros", "seeds", "tests", "snapshots", "analyses
 _PARSED: dict[str, Any] = {}  # project state -> manifest
 
 
-def _project_state() -> str:
+def project_state() -> str:
     """A digest of every file dbt reads (path and content) and of the dbt and adapter
     versions: a change to the project (an edited model, a new test, a renamed file) or an
     upgrade changes it, so the project is parsed again. A file that vanishes during the scan
     is skipped."""
-    from dbt.adapters.duckdb.__version__ import version as adapter_version
-    from dbt.version import __version__ as dbt_version
-
-    digest = hashlib.sha256(f"{dbt_version}\0{adapter_version}\0{sys.version}\n".encode())
+    versions = [metadata.version(name) for name in ("dbt-core", "dbt-duckdb", "duckdb")]
+    digest = hashlib.sha256(f"{versions}\0{sys.version}\n".encode())
     stack = [PROJECT_ROOT / name for name in _PROJECT_FOLDERS]
     files = [PROJECT_ROOT / "dbt_project.yml", PROJECT_ROOT / "profiles.yml"]
     while stack:
@@ -459,7 +458,7 @@ def _parsed_project(log_path: Path | None = None) -> Any:
     saved (``manifest-<state>.pickle``: ~0.2 CPU-s, where dbt's partial parse takes ~1).
     Otherwise dbt parses, incrementally from the checkout's saved parse, under its lock (two
     processes of one checkout would otherwise write it at once)."""
-    key = _project_state()
+    key = project_state()
     if key not in _PARSED:
         work = parse_dir()
         manifest = _saved_manifest(work / f"manifest-{key[:16]}.pickle")

@@ -33,13 +33,13 @@ def test_later_batches_reuse_the_parse_and_render_their_own_vars(
     monkeypatch.setattr(dbt_runner, "_PARSED", {})  # as in a new process
     monkeypatch.setattr(dbt_runner, "parse_dir", lambda: tmp_path / "parse")
     monkeypatch.setenv("BATCH_PROCESSOR_DUCKDB_PATH", str(tmp_path / "elsewhere.duckdb"))
-    state = dbt_runner._project_state()
+    state = dbt_runner.project_state()
     runs = {}
     for number, name in enumerate(("first", "second", "third", "fourth")):
         if name in {"third", "fourth"}:
             monkeypatch.setattr(dbt_runner, "_PARSED", {})
         if name == "fourth":  # as if a model had been edited
-            monkeypatch.setattr(dbt_runner, "_project_state", lambda: "e" * 64)
+            monkeypatch.setattr(dbt_runner, "project_state", lambda: "e" * 64)
         runs[name] = run_dbt(
             ["compile", "--select", "papers"],
             warehouse=tmp_path / ("crm.duckdb" if name == "second" else f"{name}.duckdb"),

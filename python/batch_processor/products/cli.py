@@ -59,6 +59,8 @@ def _sync(args: argparse.Namespace, settings: ProductsSettings) -> int:
     )
     totals = result.totals()
     head = "dry run (nothing changed): would have " if result.dry_run else ""
+    if result.export_unchanged:
+        head = "the export is the one the last sync took in, unchanged: "
     print(
         f"products sync {result.sync_id}: {head}{len(result.batches)} batch(es), "
         f"{totals['rows']:,} rows: {totals['inserted']:,} inserted, {totals['updated']:,} updated, "

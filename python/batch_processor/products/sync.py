@@ -45,6 +45,12 @@ from batch_processor.products.postgres_source import (
     is_postgres_url,
 )
 from batch_processor.products.publish import publish_snapshot
+from batch_processor.products.unchanged_export import (
+    export_digest,
+    forget_export,
+    record_export,
+    unchanged_export,
+)
 from batch_processor.run_lock import run_locks
 
 log = logging.getLogger(__name__)
@@ -94,13 +100,14 @@ where reject_reason is not null
 order by src_updated_at, source_id
 limit ?
 """
-# The tables the sync needs before its first dbt build; the newest of them (synced_rows) also
+# The tables the sync needs before its first dbt build; the newest of them (last_sync_input) also
 # tells a warehouse made by an older version, which the macro then brings up to date (it adds
 # the columns load_error and changes).
 STATE_TABLES = [
     ("products_raw", "products_staging"),
     ("products", "published_snapshots"),
     ("products", "synced_rows"),
+    ("products", "last_sync_input"),
 ]
 _WATERMARK_SQL = """
 select last_src_updated_at, last_id, batch_id from products.etl_watermark where source_name = ?
@@ -149,6 +156,8 @@ class SyncResult:
     # rows behind the watermark no batch ever took in (late arrivals): not synced by a resume
     unsynced_rows: int = 0
     unsynced_detail: list[dict[str, Any]] = field(default_factory=list)
+    # the export is the one the last sync took in whole: no dbt build ran
+    export_unchanged: bool = False
     error: str | None = None
     failing_nodes: list[dict[str, Any]] = field(default_factory=list)
     report_path: Path | None = None
@@ -335,6 +344,7 @@ def _write_report(output: Path, result: SyncResult, started_at: datetime) -> Pat
         "error": result.error,
         "failing_nodes": result.failing_nodes,
         "files": [asdict(f) for f in result.files],
+        "export_unchanged": result.export_unchanged,
         "rows_without_cursor": result.rows_without_cursor,
         "first_row_without_cursor": result.first_without_cursor,
         "rows_without_cursor_detail": result.rows_without_cursor_detail,
@@ -394,6 +404,7 @@ def sync_products(
             # the source and state tables come from dbt's on-run-start macro (one definition)
             ensure_tables(target, STATE_TABLES, "products_create_state_tables", work / "setup")
             if postgres is not None:
+                forget_export(target)  # the source table will hold the server's rows
                 after = _stored_watermark(target, source_name) if resume else None
                 if since is not None:  # every row at or after since: any id at that time
                     after = Watermark(since, POSTGRES_MIN_ID)
@@ -403,11 +414,26 @@ def sync_products(
                     result.rows_without_cursor = cursor.rows_without_cursor
                     result.first_without_cursor = f"{label}: rows with a NULL id or src_updated_at"
             else:
-                _register(target, Path(source), result)
-                batches(target)
+                export = Path(source)
+                # an unchanged export needs no dbt build (products/unchanged_export.py)
+                digest = (
+                    export_digest(export)
+                    if resume and since is None and not dry_run and export.is_dir()
+                    else None
+                )
+                unchanged = unchanged_export(target, source_name, digest) if digest else None
+                if unchanged is not None:
+                    result.files, result.export_unchanged = unchanged, True
+                    log.info("the export is unchanged since the last sync: nothing to take in")
+                else:
+                    forget_export(target)
+                    _register(target, export, result)
+                    batches(target)
                 _count_rows_without_cursor(target, result)
                 if result.error is None:
                     _count_unsynced_rows(target, result)
+                    if digest is not None and unchanged is None:
+                        record_export(target, source_name, digest, result.files, result.sync_id)
             if not dry_run and result.error is None:
                 try:
                     result.manifest_path = publish_snapshot(
