@@ -184,7 +184,9 @@ def _release_warehouse() -> None:
 CI_ONLY_TAG = "ci_only"
 
 
-def batch_build(selector: str, *options: str, skip_seeds: bool = False) -> list[str]:
+def batch_build(
+    selector: str, *options: str, skip_seeds: bool = False, exclude: tuple[str, ...] = ()
+) -> list[str]:
     """The dbt command of a production batch: the pipeline's seeds, models and data tests.
     Unit tests check the SQL logic on fixed rows, not the batch's data, and the data tests
     tagged ``ci_only`` re-check what the published contract's tests, unique keys and model
@@ -193,8 +195,9 @@ def batch_build(selector: str, *options: str, skip_seeds: bool = False) -> list[
     batch does not pay for them. ``skip_seeds`` (the warehouse holds the seeds, loaded and
     tested: ``seed_state``) also leaves out the seeds and the tests that read only seeds;
     "cautious" keeps a test that also reads a model (a relationship from a model to a seed),
-    and selects what "eager" would otherwise (every test of a selected node)."""
-    excluded = [f"tag:{CI_ONLY_TAG}"]
+    and selects what "eager" would otherwise (every test of a selected node). ``exclude``:
+    models the batch leaves as they are (and their tests), built earlier in the same run."""
+    excluded = [f"tag:{CI_ONLY_TAG}", *exclude]
     if skip_seeds:
         excluded.append("resource_type:seed")
         options = (*options, "--indirect-selection", "cautious")

@@ -84,10 +84,12 @@ def test_a_sync_builds_once_per_batch_and_not_again_after_a_short_one(
     import batch_processor.products.sync as products_sync
 
     builds: list[object] = []
+    commands: list[list[str]] = []
     real_run_dbt = products_sync.run_dbt
 
     def counting_run_dbt(*args: object, **kwargs: object) -> object:
         builds.append(kwargs["dbt_vars"])
+        commands.append(list(args[0]))  # type: ignore[call-overload]
         return real_run_dbt(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(products_sync, "run_dbt", counting_run_dbt)
@@ -96,6 +98,9 @@ def test_a_sync_builds_once_per_batch_and_not_again_after_a_short_one(
     assert short.error is None and len(short.batches) == 3
     assert len(builds) == 3
     assert short.unsynced_rows == 0 and short.total("inserted") + short.total("rejected") > 0
+    # the export is typed and de-duplicated once per sync, by its first batch
+    whole = set(products_sync.WHOLE_EXPORT_MODELS)
+    assert not whole & set(commands[0]) and all(whole <= set(c) for c in commands[1:])
 
     builds.clear()
     exact = sync(export.path.parent, tmp_path, limit=500, resume=False)
