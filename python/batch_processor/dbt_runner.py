@@ -420,6 +420,8 @@ def ensure_tables(
 
 _PROJECT_FOLDERS = ("models", "macros", "seeds", "tests", "snapshots", "analyses")
 _PARSED: dict[str, Any] = {}  # project state -> manifest
+# the packages whose code is in a manifest (dbt-adapters ships the built-in macros) or reads it
+_VERSIONED_PACKAGES = ("dbt-core", "dbt-adapters", "dbt-common", "dbt-duckdb", "duckdb")
 
 
 def project_state() -> str:
@@ -427,7 +429,7 @@ def project_state() -> str:
     versions: a change to the project (an edited model, a new test, a renamed file) or an
     upgrade changes it, so the project is parsed again. A file that vanishes during the scan
     is skipped."""
-    versions = [metadata.version(name) for name in ("dbt-core", "dbt-duckdb", "duckdb")]
+    versions = [metadata.version(name) for name in _VERSIONED_PACKAGES]
     digest = hashlib.sha256(f"{versions}\0{sys.version}\n".encode())
     stack = [PROJECT_ROOT / name for name in _PROJECT_FOLDERS]
     files = [PROJECT_ROOT / "dbt_project.yml", PROJECT_ROOT / "profiles.yml"]
@@ -475,7 +477,9 @@ def _parsed_project(log_path: Path | None = None) -> Any:
                     target_path=work,
                     log_path=log_path,
                 )
-                if parsed.success:
+                # saved only if the project did not change while dbt read it (a deploy during
+                # the parse): a later process would otherwise load it for the wrong state
+                if parsed.success and project_state() == key:
                     _write_manifest_file(parsed.result, work / f"manifest-{key[:16]}.json")
                     _save_manifest(parsed.result, work / f"manifest-{key[:16]}.pickle")
             if not parsed.success:
@@ -517,9 +521,14 @@ def _save_manifest(manifest: Any, path: Path) -> None:
         if field.init and not field.name.startswith("_")
     }
     partial = path.with_name(path.name + ".tmp")
-    with partial.open("wb") as saved:
-        pickle.dump(fields, saved, protocol=pickle.HIGHEST_PROTOCOL)
-    partial.replace(path)
+    try:
+        with partial.open("wb") as saved:
+            pickle.dump(fields, saved, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(path)
+    except OSError as error:  # a full disk: the next process parses again
+        log.warning("could not save the parsed manifest to %s: %s", path, error)
+        partial.unlink(missing_ok=True)
+        return
     for old in path.parent.glob("manifest-*.pickle"):
         if old != path:
             old.unlink(missing_ok=True)

@@ -14,12 +14,15 @@ old ones.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import duckdb
 
 from batch_processor import db
 from batch_processor.dbt_runner import project_state
+
+log = logging.getLogger(__name__)
 
 TABLE = "telemetry_meta.loaded_seeds"  # created by the macro telemetry_create_meta_tables
 
@@ -58,12 +61,16 @@ def forget_seeds(warehouse: Path) -> None:
 
 
 def record_seeds(warehouse: Path, digest: str) -> None:
-    """After a passed build that loaded the seeds: they are loaded, with ``digest``."""
-    con = db.connect(warehouse)
+    """After a passed build that loaded the seeds: they are loaded, with ``digest``. A record
+    that cannot be written only costs the next batch a reload: a warning, not a failure."""
     try:
-        con.execute("begin")
-        con.execute(f"delete from {TABLE}")
-        con.execute(f"insert into {TABLE} values (?, now())", [digest])
-        con.execute("commit")
-    finally:
-        con.close()
+        con = db.connect(warehouse)
+        try:
+            con.execute("begin")
+            con.execute(f"delete from {TABLE}")
+            con.execute(f"insert into {TABLE} values (?, now())", [digest])
+            con.execute("commit")
+        finally:
+            con.close()
+    except (duckdb.Error, OSError) as error:
+        log.warning("could not record the loaded seeds in %s: %s", warehouse, error)

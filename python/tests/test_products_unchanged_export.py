@@ -78,6 +78,12 @@ def test_an_unchanged_export_is_not_built_again(
         con.execute("update products.etl_watermark set batch_id = 'another-run'")
     assert not sync(folder, tmp_path).export_unchanged and len(builds) == 1
 
+    # a view the sync counts from is gone (dropped by hand): built again, not read as 0 rows
+    builds.clear()
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        con.execute("drop view products_intermediate.int_products__unsynced_rows")
+    assert not sync(folder, tmp_path).export_unchanged and len(builds) == 1
+
     # --since and another source name are not the recorded sync's question: built again
     builds.clear()
     assert sync(folder, tmp_path).export_unchanged and builds == []

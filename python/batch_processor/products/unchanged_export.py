@@ -4,8 +4,9 @@ A sync of an export folder registers every file again and runs a dbt build over 
 even when nothing changed: ~9 CPU-s for 100 k rows, ~25 for 1 M, to find that there is
 nothing to do. After a sync that completed (every batch committed, the source drained), its
 export is recorded in ``products.last_sync_input`` (one row, replaced by every sync): the
-source name, a digest of each file (path, size, sha256) and of the project
-(``dbt_runner.project_state``: the models that judged the rows), the watermark's batch id it
+source name, a digest of each file (path, size, sha256), of the project
+(``dbt_runner.project_state``: the models that judged the rows) and of the code that
+registers an export (``export_source.py``), the watermark's batch id it
 ended at, and the files' inventory. The next sync with the same source name, the same digest
 and the same watermark (no batch of another sync moved it) has nothing to take in: the
 source table still holds that export's rows and the models built from them still stand, so
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import asdict
 from pathlib import Path
 
@@ -26,15 +28,25 @@ import duckdb
 from batch_processor import db
 from batch_processor.checksums import sha256_file
 from batch_processor.dbt_runner import project_state
+from batch_processor.products import export_source
 from batch_processor.products.export_source import ExportFile, discover_exports
+
+log = logging.getLogger(__name__)
 
 TABLE = "products.last_sync_input"  # created by the macro products_create_state_tables
 _WATERMARK_BATCH_SQL = "select batch_id from products.etl_watermark where source_name = ?"
+# the models the sync reads its counts from (rows without a cursor, unsynced rows)
+_COUNTED_FROM = (
+    "products_staging.stg_products__staging",
+    "products_intermediate.int_products__unsynced_rows",
+)
 
 
 def export_digest(folder: Path) -> str:
-    """Digest of the export files under ``folder`` (path, size, content) and the project."""
+    """Digest of the export files under ``folder`` (path, size, content), of the project and
+    of the code that registers them (export_source.py: its dialect, numbering, statuses)."""
     digest = hashlib.sha256(project_state().encode())
+    digest.update(Path(export_source.__file__).read_bytes())
     for path in discover_exports(folder):
         digest.update(f"\n{path}\0{path.stat().st_size}\0{sha256_file(path)}".encode())
     return digest.hexdigest()
@@ -51,7 +63,9 @@ def unchanged_export(warehouse: Path, source_name: str, digest: str) -> list[Exp
             f"select source_name, export_digest, watermark_batch_id, files_json from {TABLE}"
         ).fetchall()
         watermark = con.execute(_WATERMARK_BATCH_SQL, [source_name]).fetchall()
-    except duckdb.CatalogException:  # a warehouse from before the record
+        for view in _COUNTED_FROM:  # the sync counts from them: gone, it builds again
+            con.execute(f"select 1 from {view} limit 0").fetchall()
+    except duckdb.CatalogException:  # a warehouse from before the record, a view dropped
         return None
     finally:
         con.close()
@@ -76,7 +90,17 @@ def forget_export(warehouse: Path) -> None:
 def record_export(
     warehouse: Path, source_name: str, digest: str, files: list[ExportFile], sync_id: str
 ) -> None:
-    """After a sync that took ``files`` in whole: the record the next sync compares with."""
+    """After a sync that took ``files`` in whole: the record the next sync compares with. One
+    that cannot be written only costs the next sync a full build: a warning."""
+    try:
+        _write_record(warehouse, source_name, digest, files, sync_id)
+    except (duckdb.Error, OSError) as error:
+        log.warning("could not record the export in %s: %s", warehouse, error)
+
+
+def _write_record(
+    warehouse: Path, source_name: str, digest: str, files: list[ExportFile], sync_id: str
+) -> None:
     con = db.connect(warehouse)
     try:
         con.execute("begin")
