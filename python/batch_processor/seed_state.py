@@ -1,15 +1,15 @@
 """Whether a warehouse already holds this checkout's seeds, loaded and tested.
 
 The seeds (sites, point maps, devices, units, sentinels) change when an analyst edits them,
-not per batch, yet loading them and running their ~36 tests is ~40 of a telemetry batch's
-~100 dbt nodes. A build that loaded them and passed records the project's state (the digest
-of every file dbt reads, and the dbt version: ``dbt_runner.project_state``) in
-``telemetry_meta.loaded_seeds``; while the project is unchanged, a batch leaves the seeds
-out (the tests that also read a model, such as a relationship to a seed, still run). Any
-edit (a seed, its column settings, a generic test a seed uses, a macro) has them loaded and
-tested once more. Before a build that loads them, the record is cleared: a build that fails
-half-way may have reloaded some seed tables, and must not leave a record that claims the
-old ones.
+not per batch, yet loading them and running the 34 tests that read only them is 40 of a
+telemetry batch's 99 dbt nodes. A build that loaded them and passed records the project's
+state (the digest of every file dbt reads, and the versions of dbt and its packages:
+``dbt_runner.project_state``) in ``telemetry_meta.loaded_seeds``; while the project is
+unchanged, a batch leaves the seeds out (the tests that also read a model, such as a
+relationship to a seed, still run). Any edit (a seed, its column settings, a generic test a
+seed uses, a macro) has them loaded and tested once more. Before a build that loads them,
+the record is cleared: a build that fails half-way may have reloaded some seed tables, and
+must not leave a record that claims the old ones.
 """
 
 from __future__ import annotations
