@@ -27,7 +27,8 @@
         line_endings varchar,
         lines_swallowed bigint,
         continuation_lines bigint,
-        csv_delimiter varchar
+        csv_delimiter varchar,
+        value_columns varchar[]
     );
     -- warehouses made before the line ledger
     alter table telemetry_raw.files add column if not exists physical_lines bigint;
@@ -36,13 +37,17 @@
     alter table telemetry_raw.files add column if not exists lines_swallowed bigint;
     alter table telemetry_raw.files add column if not exists continuation_lines bigint;
     alter table telemetry_raw.files add column if not exists csv_delimiter varchar;
-    create table if not exists telemetry_raw.readings (
+    alter table telemetry_raw.files add column if not exists value_columns varchar[];
+    -- one row per CSV row read: its cells as text, in the order of the file's value_columns
+    -- (a row of cells, not a row per cell: the cells are unnested in dbt where they are used)
+    create table if not exists telemetry_raw.csv_rows (
         file_id integer not null,
         source_line bigint not null,
         raw_timestamp varchar,
-        raw_column varchar not null,
-        raw_value varchar
+        raw_values varchar[] not null
     );
+    -- earlier versions held one row per cell; the table held only the batch being loaded
+    drop table if exists telemetry_raw.readings;
     create table if not exists telemetry_raw.rejected_rows (
         file_id integer not null,
         line bigint,

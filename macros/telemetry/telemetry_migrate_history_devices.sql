@@ -18,7 +18,8 @@
     {%- endif -%}
     {%- set names = adapter.get_columns_in_relation(existing) | map(attribute='name')
         | map('lower') | list -%}
-    {%- if 'device_id' in names -%}
+    {#- a history of one row per source row (cells) came after devices -#}
+    {%- if 'device_id' in names or 'cells' in names -%}
         {{ return('select 1') }}
     {%- endif -%}
     {%- set legacy_points -%}

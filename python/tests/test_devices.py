@@ -16,7 +16,7 @@ import pytest
 
 from batch_processor.config import load_telemetry_config
 from batch_processor.reader import read_dataset
-from batch_processor.telemetry.generator import generate_demo_data
+from batch_processor.telemetry.generator import DEFAULT_START, generate_demo_data
 from batch_processor.telemetry.pipeline import BatchFailedError, TelemetryRunResult, run_telemetry
 
 pytestmark = pytest.mark.slow
@@ -161,6 +161,76 @@ def test_a_site_with_two_chillers_and_four_fans_gets_every_flag_per_device(
     )
 
 
+HISTORY = "telemetry_intermediate.int_telemetry__readings_history"
+
+
+def to_cell_per_row_history(con: duckdb.DuckDBPyConnection) -> None:
+    """Rewrite the readings history as versions before this one stored it: one row per
+    delivered cell, the cell's fields as columns."""
+    con.execute(
+        f"""
+        create table telemetry_intermediate.legacy_history as
+        select
+            site_id, cell.device_id, cell.point_id, cell.channel_class, sample_at, reading_at,
+            file_id, source_file, source_line, relative_path, modified_at, cell.raw_value,
+            cell.invalid_reason, cell.value_si, cell.violated_limit, cell.out_of_range_value,
+            batch_id, loaded_at
+        from (select *, unnest(cells) as cell from {HISTORY})
+        """
+    )
+    con.execute(f"drop table {HISTORY}")
+    schema, name = HISTORY.split(".")
+    con.execute(f"alter table {schema}.legacy_history rename to {name}")
+
+
+def test_a_history_of_one_row_per_cell_is_migrated_in_place(tmp_path: Path) -> None:
+    """A warehouse whose history holds one row per cell (every version before this one): the
+    next plain run groups the cells of each source row into one row, keeping every delivery,
+    and publishes what a warehouse that always had rows publishes."""
+    days = [
+        generate_demo_data(
+            tmp_path / f"day{day}",
+            sites=1,
+            days=1,
+            seed=3,
+            malformed_files=False,
+            files_per_day=2,
+            site_ids=["ESB-CH1"],
+            start=DEFAULT_START + timedelta(days=day),
+        )
+        for day in range(2)
+    ]
+    migrated, fresh = tmp_path / "migrated.duckdb", tmp_path / "fresh.duckdb"
+    for warehouse, output in ((migrated, tmp_path / "a"), (fresh, tmp_path / "b")):
+        run(days[0].out_dir, output, warehouse)
+    with duckdb.connect(str(migrated)) as con:
+        (cells,) = con.execute(
+            f"select sum(len(cells)) from {HISTORY}"
+        ).fetchone() or (0,)
+        to_cell_per_row_history(con)
+        assert con.execute(f"select count(*) from {HISTORY}").fetchone() == (cells,)
+    for warehouse, output in ((migrated, tmp_path / "a"), (fresh, tmp_path / "b")):
+        run(days[1].out_dir, output, warehouse)
+
+    def history(warehouse: Path) -> list[tuple[object, ...]]:
+        with duckdb.connect(str(warehouse), read_only=True) as con:
+            return con.execute(
+                f"""
+                select site_id, source_line, cell.point_id, cell.raw_value, cell.value_si
+                from (select *, unnest(cells) as cell from {HISTORY})
+                order by all
+                """
+            ).fetchall()
+
+    assert history(migrated) == history(fresh)
+    assert len(history(migrated)) > cells
+    columns = "site_id, timestamp, chiller_power_kw, tower_fan_power_kw, quality_flags"
+    assert (
+        read_dataset(tmp_path / "a").order("site_id, timestamp").project(columns).fetchall()
+        == read_dataset(tmp_path / "b").order("site_id, timestamp").project(columns).fetchall()
+    )
+
+
 def test_a_history_from_before_devices_is_migrated_in_place(tmp_path: Path) -> None:
     """A warehouse as every one written before devices were data: the seeds in their old
     shape, a history without device_id and with the old point ids of the tower fans
@@ -180,8 +250,9 @@ def test_a_history_from_before_devices_is_migrated_in_place(tmp_path: Path) -> N
     run(generated.out_dir, tmp_path / "out", warehouse)
     columns = "site_id, timestamp, tower_fan_power_kw, chiller_power_kw, quality_flags"
     before = read_dataset(tmp_path / "out").order("site_id, timestamp").project(columns).fetchall()
-    history = "telemetry_intermediate.int_telemetry__readings_history"
+    history = HISTORY
     with duckdb.connect(str(warehouse)) as con:
+        to_cell_per_row_history(con)  # the oldest history: one row per cell, no device_id
         (rows,) = con.execute(f"select count(*) from {history}").fetchone() or (0,)
         (second_fan,) = con.execute(
             f"select count(*) from {history} where device_id = 'CT1B'"
@@ -204,7 +275,8 @@ def test_a_history_from_before_devices_is_migrated_in_place(tmp_path: Path) -> N
         migrated = con.execute(
             f"select count(*), count(device_id), count(*) filter (where point_id like "
             f"'tower_fan_a%' or point_id like 'tower_fan_b%'), "
-            f"count(*) filter (where device_id = 'CT1B') from {history}"
+            f"count(*) filter (where device_id = 'CT1B') "
+            f"from (select unnest(cells, recursive := true) from {history})"
         ).fetchone()
     assert migrated is not None
     assert migrated[0] >= rows and migrated[1] == migrated[0], "every row has a device"

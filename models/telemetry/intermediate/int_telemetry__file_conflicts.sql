@@ -4,7 +4,7 @@
 with
 
 cells as (
-    select * from {{ ref('int_telemetry__cell_deliveries') }}
+    select * from {{ ref('int_telemetry__contested_cells') }}
     where batch_id = '{{ invocation_id }}'
 ),
 

@@ -38,11 +38,36 @@ bucketed as not materialized (
     from readings
 ),
 
+-- one pass over the cells: the mean of the valid ones, the counts, and what the invalid ones
+-- were (the range columns are set only on invalid samples)
+aggregated as materialized (
+    select
+        site_id,
+        bucket_start,
+        device_id,
+        point_id,
+        -- summed in value order, so that a rerun gives bit-identical means (an aggregate's
+        -- order, even `avg(... order by ...)`, varies with the threads' split of the rows)
+        list_avg(list_sort(list(value_si))) as value,
+        count(value_si) as n_valid,
+        count(*) as n_samples,
+        count(invalid_reason) as n_invalid,
+        count(*) filter (where has_file_conflict) as n_conflicting,
+        list_sort(list_distinct(list(invalid_reason) filter (where invalid_reason is not null)))
+            as invalid_reasons,
+        max(raw_value) filter (where invalid_reason is not null) as invalid_raw_value,
+        max(out_of_range_value) as out_of_range_value,
+        max(violated_limit) as violated_limit
+    from bucketed
+    group by site_id, bucket_start, device_id, point_id
+),
+
+-- the buckets that hold a sample
 filled_buckets as (
     select distinct
         site_id,
         bucket_start
-    from bucketed
+    from aggregated
 ),
 
 segment_starts as (
@@ -87,40 +112,6 @@ spine as (
     from site_ranges
 ),
 
-aggregated as (
-    select
-        site_id,
-        bucket_start,
-        device_id,
-        point_id,
-        -- summed in value order, so that a rerun gives bit-identical means (an aggregate's
-        -- order, even `avg(... order by ...)`, varies with the threads' split of the rows)
-        list_avg(list_sort(list(value_si))) as value,
-        count(value_si) as n_valid,
-        count(*) as n_samples,
-        count(invalid_reason) as n_invalid,
-        count(*) filter (where has_file_conflict) as n_conflicting
-    from bucketed
-    group by site_id, bucket_start, device_id, point_id
-),
-
--- what the invalid samples were, aggregated over those few rows only (the range columns are
--- set only on invalid samples)
-invalid_details as (
-    select
-        site_id,
-        bucket_start,
-        device_id,
-        point_id,
-        list(distinct invalid_reason order by invalid_reason) as invalid_reasons,
-        max(raw_value) as invalid_raw_value,
-        max(out_of_range_value) as out_of_range_value,
-        max(violated_limit) as violated_limit
-    from bucketed
-    where invalid_reason is not null
-    group by site_id, bucket_start, device_id, point_id
-),
-
 joined as (
     select
         spine.site_id,
@@ -131,10 +122,10 @@ joined as (
         site_points.channel_class,
         site_points.required_for_coverage,
         aggregated.value,
-        invalid_details.invalid_reasons,
-        invalid_details.invalid_raw_value,
-        invalid_details.out_of_range_value,
-        invalid_details.violated_limit,
+        aggregated.invalid_reasons,
+        aggregated.invalid_raw_value,
+        aggregated.out_of_range_value,
+        aggregated.violated_limit,
         coalesce(aggregated.n_valid, 0) as n_valid,
         coalesce(aggregated.n_samples, 0) as n_samples,
         coalesce(aggregated.n_invalid, 0) as n_invalid,
@@ -149,12 +140,6 @@ joined as (
             and spine.bucket_start = aggregated.bucket_start
             and site_points.device_id = aggregated.device_id
             and site_points.point_id = aggregated.point_id
-    left join invalid_details
-        on
-            spine.site_id = invalid_details.site_id
-            and spine.bucket_start = invalid_details.bucket_start
-            and site_points.device_id = invalid_details.device_id
-            and site_points.point_id = invalid_details.point_id
 ),
 
 final as (

@@ -1,13 +1,24 @@
-{#- Every mapped data cell in SI units, snapped to the site's raw grid, with why it is not a
-    valid measurement when it is not: a sentinel code, NaN/inf or text, the `???` marker, or a
-    value outside the point's physical range (limits scaled by its own device's rating). Invalid values become NULL here; the reason is
-    kept for the OUTLIER flag. -#}
+{#- Every data row of the batch that delivers at least one mapped, non-blank cell, with those
+    cells in SI units, snapped to the site's raw grid, and why a cell is not a valid
+    measurement when it is not: a sentinel code, NaN/inf or text, the `???` marker, or a value
+    outside the point's physical range (limits scaled by its own device's rating). Invalid
+    values become NULL here; the reason is kept for the OUTLIER flag. One row per source row,
+    its cells a list (in the order of the file's columns): the cells are unnested only where
+    they are used, never written one row each. -#}
+{%- set rule_fields = [
+    'device_id', 'point_id', 'channel_class', 'scale', 'offset', 'divisor', 'lower_limit',
+    'upper_limit'
+] %}
+
 with
 
-readings as (
-    select * from {{ ref('stg_telemetry_raw__readings') }}
-    -- blank cells deliver nothing: the file ledger counts them, the merge never sees them
-    where row_kind = 'data' and point_id is not null and not is_blank
+csv_rows as (
+    select * from {{ ref('stg_telemetry_raw__csv_rows') }}
+    where row_kind = 'data'
+),
+
+file_columns as (
+    select * from {{ ref('stg_telemetry_raw__file_columns') }}
 ),
 
 files as (
@@ -26,6 +37,18 @@ devices as (
     select * from {{ ref('telemetry_devices') }}
 ),
 
+conversions as (
+    select * from {{ ref('unit_conversions') }}
+),
+
+points as (
+    select * from {{ ref('telemetry_points') }}
+),
+
+sentinels as (
+    select raw_value from {{ ref('telemetry_sentinels') }}
+),
+
 device_ratings as (
     unpivot (
         select
@@ -41,101 +64,157 @@ device_ratings as (
     into name rating value rating_value
 ),
 
-conversions as (
-    select * from {{ ref('unit_conversions') }}
+sentinel_codes as (
+    select list(raw_value) as sentinel_values from sentinels
 ),
 
-points as (
-    select * from {{ ref('telemetry_points') }}
-),
-
-sentinels as (
-    select raw_value as sentinel_value from {{ ref('telemetry_sentinels') }}
-),
-
-converted as (
+-- what each mapped column needs to convert and check its cells (a column the seeds cannot
+-- convert delivers nothing here, and its cells leave the file's ledger unbalanced)
+column_rules as (
     select
-        readings.site_id,
-        readings.device_id,
-        readings.point_id,
+        file_columns.file_id,
+        file_columns.column_index,
+        file_columns.device_id,
+        file_columns.point_id,
         points.channel_class,
-        readings.reading_at,
-        readings.file_id,
-        readings.source_file,
-        readings.source_line,
-        files.relative_path,
-        files.modified_at,
-        readings.raw_value,
-        readings.reading_value,
-        readings.is_unreliable,
-        readings.is_unparseable,
-        sentinels.sentinel_value is not null as is_sentinel_code,
-        -- jitter of up to half a raw interval lands on the right sample time
-        time_bucket(
-            to_seconds(sites.raw_interval_s),
-            readings.reading_at + to_seconds(sites.raw_interval_s / 2)
-        ) as sample_at,
-        (readings.reading_value * conversions.scale + conversions.offset)
-        / case when conversions.divide_by_site_base_hz then sites.base_vfd_hz else 1 end
-            as converted_value,
+        conversions.scale,
+        conversions.offset,
+        case when conversions.divide_by_site_base_hz then sites.base_vfd_hz else 1 end
+            as divisor,
         coalesce(points.range_min, ratings.rating_value * points.range_rating_min_factor)
             as lower_limit,
         coalesce(points.range_max, ratings.rating_value * points.range_rating_max_factor)
             as upper_limit
-    from readings
-    inner join sites on readings.site_id = sites.site_id
-    inner join points on readings.point_id = points.point_id
-    inner join {{ ref('telemetry_point_map') }} as point_map
-        on readings.site_id = point_map.site_id and readings.raw_column = point_map.raw_column
-    inner join conversions on point_map.raw_unit = conversions.raw_unit
-    inner join files on readings.file_id = files.file_id
+    from file_columns
+    inner join sites on file_columns.site_id = sites.site_id
+    inner join points on file_columns.point_id = points.point_id
+    inner join conversions on file_columns.raw_unit = conversions.raw_unit
     left join device_ratings as ratings
         on
-            readings.site_id = ratings.site_id
-            and readings.device_id = ratings.device_id
+            file_columns.site_id = ratings.site_id
+            and file_columns.device_id = ratings.device_id
             and points.range_rating = ratings.rating
-    left join sentinels on readings.reading_value = sentinels.sentinel_value
+),
+
+-- the same per file, as lists indexed by a column's place in the file (NULL where the column
+-- delivers nothing); a few rows per file, so the ordered lists cost nothing
+file_rules as (
+    select
+        file_columns.file_id,
+        {% for field in rule_fields -%}
+            list(column_rules.{{ field }} order by file_columns.column_index)
+                as {{ field }}_by_column
+            {%- if not loop.last %},{% endif %}
+        {% endfor %}
+    from file_columns
+    left join column_rules
+        on
+            file_columns.file_id = column_rules.file_id
+            and file_columns.column_index = column_rules.column_index
+    group by file_columns.file_id
+),
+
+rows_with_rules as (
+    select
+        csv_rows.site_id,
+        csv_rows.file_id,
+        csv_rows.source_file,
+        csv_rows.source_line,
+        csv_rows.reading_at,
+        csv_rows.raw_values,
+        csv_rows.reading_values,
+        files.relative_path,
+        files.modified_at,
+        sites.raw_interval_s,
+        sentinel_codes.sentinel_values,
+        {% for field in rule_fields -%}
+            file_rules.{{ field }}_by_column{% if not loop.last %},{% endif %}
+        {% endfor %}
+    from csv_rows
+    inner join file_rules on csv_rows.file_id = file_rules.file_id
+    inner join sites on csv_rows.site_id = sites.site_id
+    inner join files on csv_rows.file_id = files.file_id
+    cross join sentinel_codes
+),
+
+-- the columns whose cells deliver something: mapped and not blank
+delivering as (
+    select
+        *,
+        list_filter(
+            generate_series(1, len(raw_values)),
+            lambda i: point_id_by_column[i] is not null
+            and not {{ is_blank_cell('raw_values[i]') }}
+        ) as delivered
+    from rows_with_rules
+),
+
+converted as (
+    select
+        *,
+        list_transform(
+            delivered,
+            lambda i: (reading_values[i] * scale_by_column[i] + offset_by_column[i])
+            / divisor_by_column[i]
+        ) as converted_values
+    from delivering
+    where len(delivered) > 0
 ),
 
 validated as (
     select
         *,
-        case
-            when is_unreliable then 'unreliable_marker'
-            when is_unparseable then 'not_a_number'
-            when reading_value is null then null
-            when isnan(reading_value) or isinf(reading_value) then 'not_a_number'
-            when
-                is_sentinel_code
-                or abs(reading_value) >= {{ var('telemetry_sentinel_abs_min') }}
-                then 'sentinel'
-            when converted_value < lower_limit then 'below_range'
-            when converted_value > upper_limit then 'above_range'
-        end as invalid_reason
+        list_transform(
+            generate_series(1, len(delivered)),
+            lambda k: case
+                when {{ is_unreliable_marker('raw_values[delivered[k]]') }}
+                    then 'unreliable_marker'
+                when reading_values[delivered[k]] is null then 'not_a_number'
+                when
+                    isnan(reading_values[delivered[k]]) or isinf(reading_values[delivered[k]])
+                    then 'not_a_number'
+                when
+                    list_contains(sentinel_values, reading_values[delivered[k]])
+                    or abs(reading_values[delivered[k]]) >= {{ var('telemetry_sentinel_abs_min') }}
+                    then 'sentinel'
+                when converted_values[k] < lower_limit_by_column[delivered[k]] then 'below_range'
+                when converted_values[k] > upper_limit_by_column[delivered[k]] then 'above_range'
+            end
+        ) as invalid_reasons
     from converted
 ),
 
 final as (
     select
         site_id,
-        device_id,
-        point_id,
-        channel_class,
-        sample_at,
+        -- jitter of up to half a raw interval lands on the right sample time
+        time_bucket(
+            to_seconds(raw_interval_s), reading_at + to_seconds(raw_interval_s / 2)
+        ) as sample_at,
         reading_at,
         file_id,
         source_file,
         source_line,
         relative_path,
         modified_at,
-        raw_value,
-        invalid_reason,
-        case when invalid_reason is null then converted_value end as value_si,
-        case
-            when invalid_reason = 'below_range' then lower_limit
-            when invalid_reason = 'above_range' then upper_limit
-        end as violated_limit,
-        case when invalid_reason like '%range' then converted_value end as out_of_range_value
+        list_transform(
+            generate_series(1, len(delivered)),
+            lambda k: {
+                'device_id': device_id_by_column[delivered[k]],
+                'point_id': point_id_by_column[delivered[k]],
+                'channel_class': channel_class_by_column[delivered[k]],
+                'raw_value': raw_values[delivered[k]],
+                'invalid_reason': invalid_reasons[k],
+                'value_si': case when invalid_reasons[k] is null then converted_values[k] end,
+                'violated_limit': case
+                    when invalid_reasons[k] = 'below_range' then lower_limit_by_column[delivered[k]]
+                    when invalid_reasons[k] = 'above_range' then upper_limit_by_column[delivered[k]]
+                end,
+                'out_of_range_value': case
+                    when invalid_reasons[k] like '%range' then converted_values[k]
+                end
+            }
+        ) as cells
     from validated
 )
 

@@ -18,8 +18,8 @@ files as (
     from {{ ref('stg_telemetry_raw__files') }}
 ),
 
-readings as (
-    select * from {{ ref('stg_telemetry_raw__readings') }}
+csv_rows as (
+    select * from {{ ref('stg_telemetry_raw__csv_rows') }}
 ),
 
 cells as (
@@ -27,21 +27,18 @@ cells as (
     where batch_id = '{{ invocation_id }}'
 ),
 
+-- every row read has one cell per value column of its file, counted row by row
 raw_cells as (
     select
         file_id,
-        count(*) as cells_total,
-        count(distinct source_line) filter (where row_kind = 'data') as data_rows,
-        count(distinct source_line) filter (
-            where row_kind = 'repeated_header'
-        ) as repeated_header_rows,
-        count(distinct source_line) filter (where row_kind = 'bad_timestamp') as bad_timestamp_rows,
-        count(*) filter (where row_kind != 'data') as cells_in_untimed_rows,
-        count(*) filter (where row_kind = 'data' and point_id is null) as cells_unmapped,
-        count(*) filter (
-            where row_kind = 'data' and point_id is not null and is_blank
-        ) as cells_blank
-    from readings
+        sum(cell_count) as cells_total,
+        count(*) filter (where row_kind = 'data') as data_rows,
+        count(*) filter (where row_kind = 'repeated_header') as repeated_header_rows,
+        count(*) filter (where row_kind = 'bad_timestamp') as bad_timestamp_rows,
+        sum(cell_count) filter (where row_kind != 'data') as cells_in_untimed_rows,
+        sum(cell_count - mapped_cells) filter (where row_kind = 'data') as cells_unmapped,
+        sum(mapped_blank_cells) filter (where row_kind = 'data') as cells_blank
+    from csv_rows
     group by file_id
 ),
 
@@ -79,13 +76,13 @@ counted as (
         files.physical_lines,
         coalesce(files.header_line, 0) as header_lines,
         files.was_read,
-        coalesce(raw_cells.cells_total, 0) as cells_total,
+        cast(coalesce(raw_cells.cells_total, 0) as bigint) as cells_total,
         coalesce(raw_cells.data_rows, 0) as data_rows,
         coalesce(raw_cells.repeated_header_rows, 0) as repeated_header_rows,
         coalesce(raw_cells.bad_timestamp_rows, 0) as bad_timestamp_rows,
-        coalesce(raw_cells.cells_in_untimed_rows, 0) as cells_in_untimed_rows,
-        coalesce(raw_cells.cells_unmapped, 0) as cells_unmapped,
-        coalesce(raw_cells.cells_blank, 0) as cells_blank,
+        cast(coalesce(raw_cells.cells_in_untimed_rows, 0) as bigint) as cells_in_untimed_rows,
+        cast(coalesce(raw_cells.cells_unmapped, 0) as bigint) as cells_unmapped,
+        cast(coalesce(raw_cells.cells_blank, 0) as bigint) as cells_blank,
         coalesce(outcomes.cells_duplicate_in_file, 0) as cells_duplicate_in_file,
         coalesce(outcomes.cells_conflict_lost, 0) as cells_conflict_lost,
         coalesce(outcomes.cells_superseded, 0) as cells_superseded,

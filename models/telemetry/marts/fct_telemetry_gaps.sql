@@ -7,22 +7,25 @@
     this table (and the batch report) is where it shows. -#}
 with
 
-readings as (
+buckets as (
     select
         site_id,
-        sample_at
-    from {{ ref('int_telemetry__readings_deduplicated') }}
+        bucket_start,
+        sample_count
+    from {{ ref('int_telemetry__buckets') }}
 ),
 
 partitions as (
     select * from {{ ref('int_telemetry__partitions_to_build') }}
 ),
 
+-- the buckets that hold a sample (the dataset's rows with a sample_count)
 filled_buckets as (
-    select distinct
+    select
         site_id,
-        time_bucket({{ resample_interval() }}, sample_at) as bucket_start
-    from readings
+        bucket_start
+    from buckets
+    where sample_count > 0
 ),
 
 steps as (

@@ -31,33 +31,25 @@ _REJECTS_TABLE = "csv_reject_errors"
 _REJECTS_SCAN = "csv_reject_scans"
 
 # One statement reads a whole file: typed as text (typing is dbt's job), no sniffing, rejects
-# kept, then unnested to one row per cell (blank cells kept as NULL). Columns are named c0..cN
-# so that no name from the file ever appears in SQL text; the real names travel as a bound
-# list parameter.
+# kept, one row per CSV row with its cells as a list (blank cells kept as NULL). Columns are
+# named c0..cN so that no name from the file ever appears in SQL text; the real names are
+# recorded as the file's value_columns.
 _READ_FILE_SQL = f"""
-insert into {RAW_SCHEMA}.readings (file_id, source_line, raw_timestamp, raw_column, raw_value)
-select
-    $file_id,
-    ordinality + $header_line,
-    raw_timestamp,
-    list_extract($names, cell.idx + 1),
-    cell.val
-from (
-    select ordinality, c{{ts}} as raw_timestamp, unnest([{{cells}}]) as cell
-    from read_csv(
-        $path,
-        header = true,
-        skip = $skip,
-        auto_detect = false,
-        columns = $columns,
-        delim = $delimiter,
-        quote = '"',
-        escape = '"',
-        store_rejects = true,
-        rejects_table = '{_REJECTS_TABLE}',
-        rejects_scan = '{_REJECTS_SCAN}'
-    ) with ordinality
-)
+insert into {RAW_SCHEMA}.csv_rows (file_id, source_line, raw_timestamp, raw_values)
+select $file_id, ordinality + $header_line, c{{ts}}, [{{cells}}]
+from read_csv(
+    $path,
+    header = true,
+    skip = $skip,
+    auto_detect = false,
+    columns = $columns,
+    delim = $delimiter,
+    quote = '"',
+    escape = '"',
+    store_rejects = true,
+    rejects_table = '{_REJECTS_TABLE}',
+    rejects_scan = '{_REJECTS_SCAN}'
+) with ordinality
 """
 
 _COPY_REJECTS_SQL = f"""
@@ -76,11 +68,11 @@ _INSERT_FILE_SQL = f"""
 insert into {RAW_SCHEMA}.files (
     batch_id, file_id, path, relative_path, site_id, size_bytes, sha256, modified_at,
     status, reason, header_line, column_names, timestamp_column, loaded_at,
-    physical_lines, blank_data_lines, line_endings, csv_delimiter
+    physical_lines, blank_data_lines, line_endings, csv_delimiter, value_columns
 ) values (
     $batch_id, $file_id, $path, $relative_path, $site_id, $size_bytes, $sha256, $modified_at,
     $status, $reason, $header_line, $column_names, $timestamp_column, now(),
-    $physical_lines, $blank_data_lines, $line_endings, $csv_delimiter
+    $physical_lines, $blank_data_lines, $line_endings, $csv_delimiter, $value_columns
 )
 """
 
@@ -89,11 +81,11 @@ _FINISH_BATCH_STATEMENTS = [
     f"""
 -- DuckDB numbers accepted rows; shift each row past the rejected lines before it so that
 -- source_line is the physical line (exact unless blank lines or quoted newlines precede it).
-update {RAW_SCHEMA}.readings as r
+update {RAW_SCHEMA}.csv_rows as r
 set source_line = r.source_line + shift.n
 from (
     select rd.file_id, rd.source_line, count(*) as n
-    from (select distinct file_id, source_line from {RAW_SCHEMA}.readings) as rd
+    from {RAW_SCHEMA}.csv_rows as rd
     inner join (
         select file_id, line, row_number() over (partition by file_id order by line) as rank
         from (select distinct file_id, line from {RAW_SCHEMA}.rejected_rows where line is not null)
@@ -103,21 +95,34 @@ from (
 ) as shift
 where r.file_id = shift.file_id and r.source_line = shift.source_line
 """,
+    # The cells of the rows that hold a line break (few): the quoting checks below read them.
+    f"""
+create or replace temp table multiline_cells as
+with candidates as (
+    select r.file_id, r.source_line, r.raw_timestamp, r.raw_values, f.value_columns,
+        f.timestamp_column, f.csv_delimiter
+    from {RAW_SCHEMA}.csv_rows r inner join {RAW_SCHEMA}.files f using (file_id)
+    where contains(r.raw_timestamp, chr(10))
+        or len(list_filter(r.raw_values, lambda v: contains(v, chr(10)))) > 0
+),
+cells as (
+    select file_id, source_line, unnest(value_columns) as raw_column,
+        unnest(raw_values) as cell, csv_delimiter, false as is_timestamp
+    from candidates
+    union all
+    select file_id, source_line, timestamp_column, raw_timestamp, csv_delimiter, true
+    from candidates
+)
+select * from cells where contains(cell, chr(10))
+""",
     # A quote opened in one row and closed rows later makes one cell of many lines: DuckDB
     # returns it as a row whose cell holds the delimiters of the rows it swallowed. Such a row
     # is rejected (its values belong to other times), and its lines count as swallowed.
-    f"""
+    """
 create or replace temp table quoted_rows as
-select file_id, source_line, any_value(raw_column) as raw_column, any_value(cell) as cell
-from (
-    select r.file_id, r.source_line, r.raw_column, r.raw_value as cell
-    from {RAW_SCHEMA}.readings r inner join {RAW_SCHEMA}.files f using (file_id)
-    where contains(r.raw_value, chr(10)) and contains(r.raw_value, f.csv_delimiter)
-    union all
-    select r.file_id, r.source_line, f.timestamp_column, r.raw_timestamp
-    from {RAW_SCHEMA}.readings r inner join {RAW_SCHEMA}.files f using (file_id)
-    where contains(r.raw_timestamp, chr(10)) and contains(r.raw_timestamp, f.csv_delimiter)
-)
+select file_id, source_line, min(raw_column) as raw_column, arg_min(cell, raw_column) as cell
+from temp.multiline_cells
+where contains(cell, csv_delimiter)
 group by file_id, source_line
 """,
     f"""
@@ -136,7 +141,7 @@ select
 from temp.quoted_rows
 """,
     f"""
-delete from {RAW_SCHEMA}.readings as r
+delete from {RAW_SCHEMA}.csv_rows as r
 where exists (
     select 1 from temp.quoted_rows q where q.file_id = r.file_id and q.source_line = r.source_line
 )
@@ -146,8 +151,7 @@ update {RAW_SCHEMA}.files as f
 set rows_read = coalesce(c.rows_read, 0), rows_rejected = coalesce(c.rows_rejected, 0)
 from (
     select f2.file_id,
-        (select count(distinct source_line) from {RAW_SCHEMA}.readings r
-         where r.file_id = f2.file_id) as rows_read,
+        (select count(*) from {RAW_SCHEMA}.csv_rows r where r.file_id = f2.file_id) as rows_read,
         (select count(distinct coalesce(line, -1)) from {RAW_SCHEMA}.rejected_rows j
          where j.file_id = f2.file_id) as rows_rejected
     from {RAW_SCHEMA}.files f2
@@ -167,17 +171,17 @@ set continuation_lines = coalesce(c.breaks, 0)
 from (
     select f2.file_id, (
         select sum(
-            len(string_split(x, chr(10))) - 1
-            - len(list_filter(string_split(x, chr(10))[2:-2], lambda s: s = '' or s = chr(13)))
+            len(string_split(m.cell, chr(10))) - 1
+            - len(list_filter(
+                string_split(m.cell, chr(10))[2:-2], lambda s: s = '' or s = chr(13)
+            ))
         )
-        from (
-            select raw_value as x from {RAW_SCHEMA}.readings r
-            where r.file_id = f2.file_id and contains(r.raw_value, chr(10))
-            union all
-            select any_value(raw_timestamp) from {RAW_SCHEMA}.readings r
-            where r.file_id = f2.file_id and contains(r.raw_timestamp, chr(10))
-            group by source_line
-        )
+        from temp.multiline_cells m
+        where m.file_id = f2.file_id
+            and not exists (
+                select 1 from temp.quoted_rows q
+                where q.file_id = m.file_id and q.source_line = m.source_line
+            )
     ) as breaks
     from {RAW_SCHEMA}.files f2
     where f2.status = 'loaded'
@@ -229,7 +233,7 @@ set status = 'partial',
 where status = 'loaded' and (rows_rejected > 0 or lines_swallowed > 0)
 """,
     f"""
-delete from {RAW_SCHEMA}.readings
+delete from {RAW_SCHEMA}.csv_rows
 where file_id in (select file_id from {RAW_SCHEMA}.files where status = 'rejected')
 """,
 ]
@@ -382,6 +386,11 @@ class TelemetryLoader:
             column_names=list(probe.column_names),
             timestamp_column=site.timestamp_column,
             csv_delimiter=site.csv_delimiter,
+            value_columns=[
+                name
+                for index, name in enumerate(probe.column_names)
+                if index != probe.timestamp_index
+            ],
         )
         try:
             blank_lines = self._read(con, file_id, path, site, probe, scan)
@@ -440,6 +449,7 @@ class TelemetryLoader:
             "blank_data_lines": None,
             "line_endings": line_endings,
             "csv_delimiter": None,
+            "value_columns": None,
         }
 
     def _finish_batch(self, con: duckdb.DuckDBPyConnection) -> None:
@@ -490,15 +500,12 @@ class TelemetryLoader:
             _READ_FILE_SQL.format(
                 ts=probe.timestamp_index,
                 cells=", ".join(
-                    f"{{'idx': {i}, 'val': c{i}}}"
-                    for i in range(len(names))
-                    if i != probe.timestamp_index
+                    f"c{i}" for i in range(len(names)) if i != probe.timestamp_index
                 ),
             ),
             {
                 "file_id": file_id,
                 "header_line": probe.header_line,
-                "names": names,
                 "path": literal_path(path),  # a name is data, never a glob
                 "skip": probe.header_line - 1,
                 "columns": {f"c{i}": "VARCHAR" for i in range(len(names))},

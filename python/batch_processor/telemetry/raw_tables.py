@@ -45,6 +45,6 @@ def ensure_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
 def clear_raw_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Empty the tables for a new batch (one transaction)."""
     con.execute("begin transaction")
-    for table in ("readings", "rejected_rows", "files"):
+    for table in ("csv_rows", "rejected_rows", "files"):
         con.execute(f"delete from {RAW_SCHEMA}.{table}")
     con.execute("commit")
