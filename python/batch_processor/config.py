@@ -219,12 +219,6 @@ class TelemetryConfig(DatasetSettings):
         le=1.0,
         description="a file whose share of rejected rows exceeds this is set aside as a whole",
     )
-    recycle_connection_every: int = Field(
-        default=100,
-        ge=1,
-        description="the loader reopens DuckDB every N files: the pages it wrote stay cached "
-        "otherwise, and memory would grow with the batch up to memory_limit",
-    )
     # output
     resample_minutes: int = Field(
         default=5, ge=1, le=60, description="the output grid; passed to dbt"

@@ -30,12 +30,19 @@ log = logging.getLogger(__name__)
 _REJECTS_TABLE = "csv_reject_errors"
 _REJECTS_SCAN = "csv_reject_scans"
 
+# The batch is staged in temporary tables of the same shape, one transaction per file (a file
+# that fails is rolled back alone), and written to the raw tables in one transaction at the
+# end: a commit to the warehouse file costs about as much as reading a file, and nothing of
+# the batch reaches the warehouse before it is complete.
+_RAW_TABLES = ("files", "csv_rows", "rejected_rows")
+_STAGED = {table: f"temp.staged_{table}" for table in _RAW_TABLES}
+
 # One statement reads a whole file: typed as text (typing is dbt's job), no sniffing, rejects
 # kept, one row per CSV row with its cells as a list (blank cells kept as NULL). Columns are
 # named c0..cN so that no name from the file ever appears in SQL text; the real names are
 # recorded as the file's value_columns.
 _READ_FILE_SQL = f"""
-insert into {RAW_SCHEMA}.csv_rows (file_id, source_line, raw_timestamp, raw_values)
+insert into {_STAGED["csv_rows"]} (file_id, source_line, raw_timestamp, raw_values)
 select $file_id, ordinality + $header_line, c{{ts}}, [{{cells}}]
 from read_csv(
     $path,
@@ -53,7 +60,7 @@ from read_csv(
 """
 
 _COPY_REJECTS_SQL = f"""
-insert into {RAW_SCHEMA}.rejected_rows
+insert into {_STAGED["rejected_rows"]}
 select
     $file_id,
     line,
@@ -65,7 +72,7 @@ from temp.{_REJECTS_TABLE}
 """
 
 _INSERT_FILE_SQL = f"""
-insert into {RAW_SCHEMA}.files (
+insert into {_STAGED["files"]} (
     batch_id, file_id, path, relative_path, site_id, size_bytes, sha256, modified_at,
     status, reason, header_line, column_names, timestamp_column, loaded_at,
     physical_lines, blank_data_lines, line_endings, csv_delimiter, value_columns
@@ -81,14 +88,14 @@ _FINISH_BATCH_STATEMENTS = [
     f"""
 -- DuckDB numbers accepted rows; shift each row past the rejected lines before it so that
 -- source_line is the physical line (exact unless blank lines or quoted newlines precede it).
-update {RAW_SCHEMA}.csv_rows as r
+update {_STAGED["csv_rows"]} as r
 set source_line = r.source_line + shift.n
 from (
     select rd.file_id, rd.source_line, count(*) as n
-    from {RAW_SCHEMA}.csv_rows as rd
+    from {_STAGED["csv_rows"]} as rd
     inner join (
         select file_id, line, row_number() over (partition by file_id order by line) as rank
-        from (select distinct file_id, line from {RAW_SCHEMA}.rejected_rows where line is not null)
+        from (select distinct file_id, line from {_STAGED["rejected_rows"]} where line is not null)
     ) as rj
         on rd.file_id = rj.file_id and rj.line - rj.rank < rd.source_line
     group by all
@@ -101,7 +108,7 @@ create or replace temp table multiline_cells as
 with candidates as (
     select r.file_id, r.source_line, r.raw_timestamp, r.raw_values, f.value_columns,
         f.timestamp_column, f.csv_delimiter
-    from {RAW_SCHEMA}.csv_rows r inner join {RAW_SCHEMA}.files f using (file_id)
+    from {_STAGED["csv_rows"]} r inner join {_STAGED["files"]} f using (file_id)
     where contains(r.raw_timestamp, chr(10))
         or len(list_filter(r.raw_values, lambda v: contains(v, chr(10)))) > 0
 ),
@@ -126,7 +133,7 @@ where contains(cell, csv_delimiter)
 group by file_id, source_line
 """,
     f"""
-insert into {RAW_SCHEMA}.rejected_rows
+insert into {_STAGED["rejected_rows"]}
 select
     file_id,
     source_line,
@@ -141,20 +148,20 @@ select
 from temp.quoted_rows
 """,
     f"""
-delete from {RAW_SCHEMA}.csv_rows as r
+delete from {_STAGED["csv_rows"]} as r
 where exists (
     select 1 from temp.quoted_rows q where q.file_id = r.file_id and q.source_line = r.source_line
 )
 """,
     f"""
-update {RAW_SCHEMA}.files as f
+update {_STAGED["files"]} as f
 set rows_read = coalesce(c.rows_read, 0), rows_rejected = coalesce(c.rows_rejected, 0)
 from (
     select f2.file_id,
-        (select count(*) from {RAW_SCHEMA}.csv_rows r where r.file_id = f2.file_id) as rows_read,
-        (select count(distinct coalesce(line, -1)) from {RAW_SCHEMA}.rejected_rows j
+        (select count(*) from {_STAGED["csv_rows"]} r where r.file_id = f2.file_id) as rows_read,
+        (select count(distinct coalesce(line, -1)) from {_STAGED["rejected_rows"]} j
          where j.file_id = f2.file_id) as rows_rejected
-    from {RAW_SCHEMA}.files f2
+    from {_STAGED["files"]} f2
     where f2.status = 'loaded'
 ) as c
 where f.file_id = c.file_id
@@ -166,7 +173,7 @@ where f.file_id = c.file_id
     # Line breaks inside the quoted cells of rows read are continuation lines, not losses
     # (empty lines inside a cell are blank lines, which the scan counted already).
     f"""
-update {RAW_SCHEMA}.files as f
+update {_STAGED["files"]} as f
 set continuation_lines = coalesce(c.breaks, 0)
 from (
     select f2.file_id, (
@@ -183,19 +190,19 @@ from (
                 where q.file_id = m.file_id and q.source_line = m.source_line
             )
     ) as breaks
-    from {RAW_SCHEMA}.files f2
+    from {_STAGED["files"]} f2
     where f2.status = 'loaded'
 ) as c
 where f.file_id = c.file_id
 """,
     f"""
-update {RAW_SCHEMA}.files
+update {_STAGED["files"]}
 set lines_swallowed = physical_lines - header_line - blank_data_lines - rows_read
     - continuation_lines - rows_rejected
 where status = 'loaded'
 """,
     f"""
-update {RAW_SCHEMA}.files
+update {_STAGED["files"]}
 set status = 'rejected',
     reason = case
         when rows_read = 0 and rows_rejected = 0 and lines_swallowed = 0 then 'no data rows'
@@ -214,7 +221,7 @@ where status = 'loaded'
   )
 """,
     f"""
-update {RAW_SCHEMA}.files
+update {_STAGED["files"]} as f
 set status = 'partial',
     reason = case
         when lines_swallowed = 0
@@ -224,18 +231,23 @@ set status = 'partial',
             || 'see telemetry_raw.rejected_rows',
             rows_rejected, lines_swallowed,
             coalesce(
-                (select format(' (from line {{}})', min(line)) from {RAW_SCHEMA}.rejected_rows j
-                 where j.file_id = {RAW_SCHEMA}.files.file_id and j.line is not null),
+                (select format(' (from line {{}})', min(line)) from {_STAGED["rejected_rows"]} j
+                 where j.file_id = f.file_id and j.line is not null),
                 ''
             )
         )
     end
-where status = 'loaded' and (rows_rejected > 0 or lines_swallowed > 0)
+where f.status = 'loaded' and (f.rows_rejected > 0 or f.lines_swallowed > 0)
 """,
     f"""
-delete from {RAW_SCHEMA}.csv_rows
-where file_id in (select file_id from {RAW_SCHEMA}.files where status = 'rejected')
+delete from {_STAGED["csv_rows"]}
+where file_id in (select file_id from {_STAGED["files"]} where status = 'rejected')
 """,
+    # the whole batch reaches the raw tables at once
+    *(
+        f"insert into {RAW_SCHEMA}.{table} by name select * from {_STAGED[table]}"
+        for table in _RAW_TABLES
+    ),
 ]
 
 
@@ -305,16 +317,16 @@ class TelemetryLoader:
         try:
             ensure_raw_tables(con)
             clear_raw_tables(con)
+            for table in _RAW_TABLES:  # the raw tables' shape, without their constraints
+                con.execute(
+                    f"create temp table staged_{table} as select * from {RAW_SCHEMA}.{table} "
+                    "limit 0"
+                )
             json_logs = self.config.log_format == "json"
             for file_id, (path, relative) in enumerate(
                 track(files, len(files), "loading files", json_logs=json_logs), start=1
             ):
                 self._load_one(con, file_id, path, relative, only_site)
-                if file_id % self.config.recycle_connection_every == 0:
-                    # Closing checkpoints and drops the cache of pages written so far, which
-                    # the load never reads again: memory stays flat however many files come.
-                    con.close()
-                    con = self._connect()
             self._finish_batch(con)
             summary = self._summarize(con)
         finally:
