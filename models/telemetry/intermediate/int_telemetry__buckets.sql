@@ -30,27 +30,84 @@ sites as (
     from {{ ref('telemetry_sites') }}
 ),
 
-pivoted as (
+points as (
+    select
+        point_id,
+        site_aggregate
+    from {{ ref('telemetry_points') }}
+),
+
+-- each point's devices in device order, so that a rerun combines them in the same order
+-- (bit-identical sums): one small sorted list per site, bucket and point
+point_values as (
+    select
+        point_buckets.site_id,
+        point_buckets.bucket_start,
+        point_buckets.point_id,
+        any_value(points.site_aggregate) as site_aggregate,
+        count(point_buckets.value) = count(*) as every_device_has_a_value,
+        list_sort(list({
+            'device_id': point_buckets.device_id, 'value': point_buckets.value
+        })) as device_values
+    from point_buckets
+    inner join points on point_buckets.point_id = points.point_id
+    group by point_buckets.site_id, point_buckets.bucket_start, point_buckets.point_id
+),
+
+-- the site-level value: NULL unless every device of the point has one
+site_values as (
     select
         site_id,
         bucket_start,
-        -- ordered, so that a rerun combines the devices in the same order (bit-identical sums)
+        point_id,
+        case
+            when not every_device_has_a_value then null
+            when site_aggregate = 'sum'
+                then list_sum(list_transform(device_values, lambda d: d['value']))
+            when site_aggregate = 'avg'
+                then list_avg(list_transform(device_values, lambda d: d['value']))
+            when site_aggregate = 'max'
+                then list_max(list_transform(device_values, lambda d: d['value']))
+        end as site_value
+    from point_values
+),
+
+pivoted_values as (
+    select
+        site_id,
+        bucket_start,
         {% for point_id, column_name, site_aggregate in telemetry_points() -%}
-            case
-                when
-                    count(value) filter (where point_id = '{{ point_id }}')
-                    = count(*) filter (where point_id = '{{ point_id }}')
-                    then
-                        {{ site_aggregate }}(value order by device_id)
-                        filter (where point_id = '{{ point_id }}')
-            end as {{ point_id }},
-        {% endfor -%}
+            any_value(site_value) filter (where point_id = '{{ point_id }}') as {{ point_id }}
+            {%- if not loop.last %},{% endif %}
+        {% endfor %}
+    from site_values
+    group by site_id, bucket_start
+),
+
+bucket_counts as (
+    select
+        site_id,
+        bucket_start,
         max(n_samples) as sample_count,
         cast(sum(n_conflicting) as bigint) as conflicting_cells,
         min(coverage) filter (where required_for_coverage) as required_coverage,
         min(coverage) as any_point_coverage
     from point_buckets
     group by site_id, bucket_start
+),
+
+pivoted as (
+    select
+        pivoted_values.*,
+        bucket_counts.sample_count,
+        bucket_counts.conflicting_cells,
+        bucket_counts.required_coverage,
+        bucket_counts.any_point_coverage
+    from pivoted_values
+    inner join bucket_counts
+        on
+            pivoted_values.site_id = bucket_counts.site_id
+            and pivoted_values.bucket_start = bucket_counts.bucket_start
 ),
 
 final as (

@@ -5,9 +5,11 @@
     invalid (the reason is in invalid_reason). A delivery never erases a point it lacks or
     leaves blank. A view: the cells are unnested from the history's rows where they are used,
     never written one row each. -#}
+-- the rows in scope are read again by every query that reads this view more than once, not
+-- kept in memory: scanning them costs less than holding (or spilling) every row's cells
 with
 
-in_scope as (
+in_scope as not materialized (
     select * from {{ ref('int_telemetry__rows_in_scope') }}
 ),
 

@@ -115,14 +115,13 @@ robust_inputs as (
     where points.mad_check and point_buckets.value is not null
 ),
 
-robust_stats as (
+window_stats as (
     select
         *,
         median(value) over robust_window as window_median,
         greatest(mad(value) over robust_window, mad_resolution) as window_scale,
         count(value) over robust_window as window_count,
-        count(value) over window_before as count_before,
-        count(value) over window_after as count_after
+        count(value) over window_before as count_before
     from robust_inputs
     window
         robust_window as (
@@ -138,14 +137,16 @@ robust_stats as (
             range between
             interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' preceding
             and current row
-        ),
-        window_after as (
-            partition by site_id, device_id, point_id, window_state
-            order by bucket_start
-            range between
-            current row
-            and interval '{{ var("telemetry_mad_window_hours") * 30 }} minutes' following
         )
+),
+
+-- the half after the bucket: the whole window less the half before, plus the bucket itself
+-- (counted in both halves; one row per bucket, its value not null)
+robust_stats as (
+    select
+        *,
+        window_count - count_before + 1 as count_after
+    from window_stats
 ),
 
 robust_outliers as (

@@ -38,8 +38,9 @@ bucketed as not materialized (
     from readings
 ),
 
--- one pass over the cells: the mean of the valid ones, the counts, and what the invalid ones
--- were (the range columns are set only on invalid samples)
+-- the mean of the valid samples and the counts; kept apart from the details of the invalid
+-- samples below, because the fewer states a group carries, the larger a batch that fits in
+-- memory_limit (aggregate states of lists do not spill)
 aggregated as materialized (
     select
         site_id,
@@ -52,13 +53,25 @@ aggregated as materialized (
         count(value_si) as n_valid,
         count(*) as n_samples,
         count(invalid_reason) as n_invalid,
-        count(*) filter (where has_file_conflict) as n_conflicting,
-        list_sort(list_distinct(list(invalid_reason) filter (where invalid_reason is not null)))
-            as invalid_reasons,
-        max(raw_value) filter (where invalid_reason is not null) as invalid_raw_value,
+        count(*) filter (where has_file_conflict) as n_conflicting
+    from bucketed
+    group by site_id, bucket_start, device_id, point_id
+),
+
+-- what the invalid samples were, aggregated over those few rows only (the range columns are
+-- set only on invalid samples)
+invalid_details as (
+    select
+        site_id,
+        bucket_start,
+        device_id,
+        point_id,
+        list_sort(list_distinct(list(invalid_reason))) as invalid_reasons,
+        max(raw_value) as invalid_raw_value,
         max(out_of_range_value) as out_of_range_value,
         max(violated_limit) as violated_limit
     from bucketed
+    where invalid_reason is not null
     group by site_id, bucket_start, device_id, point_id
 ),
 
@@ -122,10 +135,10 @@ joined as (
         site_points.channel_class,
         site_points.required_for_coverage,
         aggregated.value,
-        aggregated.invalid_reasons,
-        aggregated.invalid_raw_value,
-        aggregated.out_of_range_value,
-        aggregated.violated_limit,
+        invalid_details.invalid_reasons,
+        invalid_details.invalid_raw_value,
+        invalid_details.out_of_range_value,
+        invalid_details.violated_limit,
         coalesce(aggregated.n_valid, 0) as n_valid,
         coalesce(aggregated.n_samples, 0) as n_samples,
         coalesce(aggregated.n_invalid, 0) as n_invalid,
@@ -140,6 +153,12 @@ joined as (
             and spine.bucket_start = aggregated.bucket_start
             and site_points.device_id = aggregated.device_id
             and site_points.point_id = aggregated.point_id
+    left join invalid_details
+        on
+            spine.site_id = invalid_details.site_id
+            and spine.bucket_start = invalid_details.bucket_start
+            and site_points.device_id = invalid_details.device_id
+            and site_points.point_id = invalid_details.point_id
 ),
 
 final as (

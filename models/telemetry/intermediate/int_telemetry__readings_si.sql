@@ -137,7 +137,8 @@ rows_with_rules as (
     cross join sentinel_codes
 ),
 
--- the columns whose cells deliver something: mapped and not blank
+-- the columns whose cells deliver something (mapped and not blank), and their cells and
+-- rules picked out once, so that every list below is indexed by the cell's place in the row
 delivering as (
     select
         *,
@@ -149,38 +150,58 @@ delivering as (
     from rows_with_rules
 ),
 
+picked as (
+    select
+        site_id,
+        file_id,
+        source_file,
+        source_line,
+        reading_at,
+        relative_path,
+        modified_at,
+        raw_interval_s,
+        sentinel_values,
+        len(delivered) as cell_count,
+        list_select(raw_values, delivered) as raw_value_of_cell,
+        list_select(reading_values, delivered) as reading_value_of_cell,
+        {% for field in rule_fields -%}
+            list_select({{ field }}_by_column, delivered) as {{ field }}_of_cell
+            {%- if not loop.last %},{% endif %}
+        {% endfor %}
+    from delivering
+    where len(delivered) > 0
+),
+
 converted as (
     select
         *,
         list_transform(
-            delivered,
-            lambda i: (reading_values[i] * scale_by_column[i] + offset_by_column[i])
-            / divisor_by_column[i]
-        ) as converted_values
-    from delivering
-    where len(delivered) > 0
+            generate_series(1, cell_count),
+            lambda k: (reading_value_of_cell[k] * scale_of_cell[k] + offset_of_cell[k])
+            / divisor_of_cell[k]
+        ) as converted_value_of_cell
+    from picked
 ),
 
 validated as (
     select
         *,
         list_transform(
-            generate_series(1, len(delivered)),
+            generate_series(1, cell_count),
             lambda k: case
-                when {{ is_unreliable_marker('raw_values[delivered[k]]') }}
-                    then 'unreliable_marker'
-                when reading_values[delivered[k]] is null then 'not_a_number'
+                when {{ is_unreliable_marker('raw_value_of_cell[k]') }} then 'unreliable_marker'
+                when reading_value_of_cell[k] is null then 'not_a_number'
                 when
-                    isnan(reading_values[delivered[k]]) or isinf(reading_values[delivered[k]])
+                    isnan(reading_value_of_cell[k]) or isinf(reading_value_of_cell[k])
                     then 'not_a_number'
                 when
-                    list_contains(sentinel_values, reading_values[delivered[k]])
-                    or abs(reading_values[delivered[k]]) >= {{ var('telemetry_sentinel_abs_min') }}
+                    list_contains(sentinel_values, reading_value_of_cell[k])
+                    or abs(reading_value_of_cell[k]) >= {{ var('telemetry_sentinel_abs_min') }}
                     then 'sentinel'
-                when converted_values[k] < lower_limit_by_column[delivered[k]] then 'below_range'
-                when converted_values[k] > upper_limit_by_column[delivered[k]] then 'above_range'
+                when converted_value_of_cell[k] < lower_limit_of_cell[k] then 'below_range'
+                when converted_value_of_cell[k] > upper_limit_of_cell[k] then 'above_range'
             end
-        ) as invalid_reasons
+        ) as invalid_reason_of_cell
     from converted
 ),
 
@@ -198,20 +219,22 @@ final as (
         relative_path,
         modified_at,
         list_transform(
-            generate_series(1, len(delivered)),
+            generate_series(1, cell_count),
             lambda k: {
-                'device_id': device_id_by_column[delivered[k]],
-                'point_id': point_id_by_column[delivered[k]],
-                'channel_class': channel_class_by_column[delivered[k]],
-                'raw_value': raw_values[delivered[k]],
-                'invalid_reason': invalid_reasons[k],
-                'value_si': case when invalid_reasons[k] is null then converted_values[k] end,
+                'device_id': device_id_of_cell[k],
+                'point_id': point_id_of_cell[k],
+                'channel_class': channel_class_of_cell[k],
+                'raw_value': raw_value_of_cell[k],
+                'invalid_reason': invalid_reason_of_cell[k],
+                'value_si': case
+                    when invalid_reason_of_cell[k] is null then converted_value_of_cell[k]
+                end,
                 'violated_limit': case
-                    when invalid_reasons[k] = 'below_range' then lower_limit_by_column[delivered[k]]
-                    when invalid_reasons[k] = 'above_range' then upper_limit_by_column[delivered[k]]
+                    when invalid_reason_of_cell[k] = 'below_range' then lower_limit_of_cell[k]
+                    when invalid_reason_of_cell[k] = 'above_range' then upper_limit_of_cell[k]
                 end,
                 'out_of_range_value': case
-                    when invalid_reasons[k] like '%range' then converted_values[k]
+                    when invalid_reason_of_cell[k] like '%range' then converted_value_of_cell[k]
                 end
             }
         ) as cells

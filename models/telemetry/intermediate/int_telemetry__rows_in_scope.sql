@@ -35,7 +35,7 @@ visible as not materialized (
         or history.batch_id in (select committed.batch_id from committed)
 ),
 
-in_scope as (
+in_scope as not materialized (
     select visible.*
     from visible
     semi join partitions
