@@ -231,6 +231,7 @@ def parse_dir() -> Path:
 
 
 PARSE_LOCK_TIMEOUT_S = 600.0  # a full parse takes 10-30 s; processes of one checkout queue
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"  # dbt's saved parse, in parse_dir()
 _ENV_PREFIX = "BATCH_PROCESSOR_"
 
 
@@ -477,6 +478,23 @@ def _parsed_project(log_path: Path | None = None) -> Any:
                     target_path=work,
                     log_path=log_path,
                 )
+                saved_parse = work / PARTIAL_PARSE_FILE
+                if not parsed.success and saved_parse.exists():
+                    # dbt's partial parse can fail on an edit a full parse takes (seen on
+                    # 1.11: a model renamed together with its unit test, "Unable to find
+                    # model ... for unit test"): parse once more from scratch, and only a
+                    # project that fails that too is an error
+                    log.warning(
+                        "dbt's partial parse failed (%s); parsing the whole project again",
+                        _error_text(parsed.exception, work),
+                    )
+                    saved_parse.unlink(missing_ok=True)
+                    parsed = _invoke(
+                        ["parse", "--no-write-json"],
+                        warehouse=None,
+                        target_path=work,
+                        log_path=log_path,
+                    )
                 # saved only if the project did not change while dbt read it (a deploy during
                 # the parse): a later process would otherwise load it for the wrong state
                 if parsed.success and project_state() == key:

@@ -98,3 +98,39 @@ def test_a_run_that_fails_before_writing_results_shows_none_of_the_previous_run(
     assert not broken.success
     assert broken.invocation_id != ok.invocation_id
     assert not (tmp_path / "b" / "run_results.json").exists()
+
+
+def test_a_failed_partial_parse_is_retried_from_scratch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt's partial parse can fail on an edit that a full parse takes (a model renamed
+    together with its unit test, on dbt 1.11): the saved parse is dropped and the project is
+    parsed once more; a project that fails that too is an error that names dbt's message."""
+    parse = tmp_path / "parse"
+    parse.mkdir()
+    monkeypatch.setattr(dbt_runner, "_PARSED", {})
+    monkeypatch.setattr(dbt_runner, "parse_dir", lambda: parse)
+    monkeypatch.setattr(dbt_runner, "_write_manifest_file", lambda *args: None)
+    monkeypatch.setattr(dbt_runner, "_save_manifest", lambda *args: None)
+    calls: list[bool] = []
+
+    class Result:
+        def __init__(self, success: bool) -> None:
+            self.success = success
+            self.result = "the manifest" if success else None
+            self.exception = None if success else RuntimeError("Unable to find model 'x'")
+
+    def invoke(command: list[str], **_: object) -> Result:
+        saved = (parse / dbt_runner.PARTIAL_PARSE_FILE).exists()
+        calls.append(saved)
+        return Result(success=not saved)  # only the parse from scratch succeeds
+
+    monkeypatch.setattr(dbt_runner, "_invoke", invoke)
+    (parse / dbt_runner.PARTIAL_PARSE_FILE).write_bytes(b"a saved parse")
+    assert dbt_runner._parsed_project() == "the manifest"
+    assert calls == [True, False], "the partial parse, then one from scratch"
+
+    monkeypatch.setattr(dbt_runner, "_PARSED", {})
+    monkeypatch.setattr(dbt_runner, "_invoke", lambda *a, **k: Result(success=False))
+    with pytest.raises(dbt_runner.RunFailedError, match="Unable to find model"):
+        dbt_runner._parsed_project()
